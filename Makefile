@@ -1,0 +1,52 @@
+# Kiln: `make up` starts the whole service locally; `make test` checks everything.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+HOST_PACKAGES := mmdebstrap squashfs-tools
+TENANT ?= demo
+ROLE ?= user
+
+.PHONY: up test test-fast test-slow lint token bench host-deps install clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+# What a build host needs from Debian, installed only when missing.
+host-deps:
+	@missing=""; for p in $(HOST_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing build-host packages:$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; fi
+
+up: install host-deps
+	$(PY) -m infra.local.stack
+
+token: install
+	@$(PY) -m infra.local.tokens --tenant $(TENANT) --role $(ROLE)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy chalicelib builders
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not slow"
+
+test-slow: install host-deps
+	$(VENV)/bin/pytest -q -m slow
+
+test: lint test-fast test-slow
+
+bench: install
+	$(PY) bench/dispatch.py
+
+clean:
+	rm -rf $(VENV) .kiln .pytest_cache .mypy_cache .ruff_cache

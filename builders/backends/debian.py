@@ -1,0 +1,364 @@
+"""``kiln-debian`` backend: Debian images built with mmdebstrap, packed with mksquashfs.
+
+The recipe format (recipe.yaml) is in docs/recipes.md; parsing and the customize script live in
+debian_recipe.py. This module runs the tools: mmdebstrap into ``<work_dir>/rootfs`` with one
+customize hook, then mksquashfs with fixed timestamps, then copies the kernel and initrd.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import queue
+import re
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+from builders.backends import debian_recipe as recipes
+from builders.backends.base import (
+    INITRD,
+    KERNEL,
+    ROOTFS_SQUASHFS,
+    Artifact,
+    BuildContext,
+    BuildError,
+)
+
+STOPPED = "build stopped: host is shutting down"
+_CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_PASSED_THROUGH_ENV = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY")
+_TERM_GRACE_SECONDS = 30.0
+_ERROR_LINES = 4
+
+
+class DebianBackend:
+    recipe_types: tuple[str, ...] = ("kiln-debian",)
+
+    def __init__(
+        self,
+        *,
+        repo_wait_seconds: float = 60.0,
+        environ: Mapping[str, str] | None = None,
+        etc_apt: Path = Path("/etc/apt"),
+        binfmt_dir: Path = Path("/proc/sys/fs/binfmt_misc"),
+    ) -> None:
+        self._repo_wait_seconds = repo_wait_seconds
+        self._environ = os.environ if environ is None else environ
+        self._etc_apt = etc_apt
+        self._binfmt_dir = binfmt_dir
+
+    def unavailable_reason(self, arch: str) -> str | None:
+        if arch not in recipes.DEBIAN_ARCHES:
+            return f"unsupported arch {arch} (supported: {', '.join(recipes.DEBIAN_ARCHES)})"
+        for tool, package in (("mmdebstrap", "mmdebstrap"), ("mksquashfs", "squashfs-tools")):
+            if shutil.which(tool, path=_host_path(self._environ)) is None:
+                return f"{tool} is not installed (apt-get install {package})"
+        if os.geteuid() != 0:
+            return "mmdebstrap --mode=root needs the build host agent to run as root"
+        if arch != platform.machine() and not (self._binfmt_dir / f"qemu-{arch}").exists():
+            return f"cannot run {arch} binaries: no binfmt_misc entry qemu-{arch} (qemu-user-static)"
+        return None
+
+    def wait_for_repos(self, ctx: BuildContext) -> None:
+        recipe = recipes.load_recipe(ctx.recipe_dir, ctx.template)
+        mirror = recipes.resolve_mirror(recipe, self._environ, self._etc_apt)
+        url = f"{mirror}/dists/{recipe.suite}/Release"
+        deadline = time.monotonic() + self._repo_wait_seconds
+        delay = 2.0
+        while True:
+            problem = _check_release(url, recipe, recipes.debian_arch(ctx.arch))
+            if problem is None:
+                ctx.log(f"I: kiln: package mirror {mirror} has suite {recipe.suite}")
+                return
+            if time.monotonic() + delay > deadline:
+                raise BuildError(
+                    f"package mirror {mirror} did not answer for suite {recipe.suite} within "
+                    f"{self._repo_wait_seconds:.0f} s ({problem}); check 'mirror' in recipe.yaml, "
+                    f"${recipes.MIRROR_ENV} or the build host's network"
+                )
+            ctx.log(f"W: kiln: {url}: {problem}; retrying in {delay:.0f} s")
+            _sleep_unless_stopped(delay, ctx)
+            delay = min(delay * 2, 15.0)
+
+    def build(self, ctx: BuildContext) -> list[Artifact]:
+        recipe = recipes.load_recipe(ctx.recipe_dir, ctx.template)
+        debarch = recipes.debian_arch(ctx.arch)
+        mirror = recipes.resolve_mirror(recipe, self._environ, self._etc_apt)
+        stage_dir = ctx.work_dir / "kiln-stage"
+        rootfs = ctx.work_dir / "rootfs"
+        staged = recipes.stage_files(recipe, ctx.template, stage_dir)
+        script = stage_dir / "customize.sh"
+        script.write_text(recipes.customize_script(recipe, staged))
+        env = self._build_env(ctx.source_date_epoch)
+        command = _mmdebstrap_command(recipe, debarch, mirror, rootfs, script)
+        ctx.log(f"I: kiln: {shlex.join(command)}")
+        try:
+            _run_streaming(command, env, ctx)
+        finally:
+            _unmount_below(rootfs, ctx)
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        artifacts = [_make_squashfs(rootfs, recipe, env, ctx)]
+        return artifacts + _boot_artifacts(rootfs, recipe, ctx)
+
+    def _build_env(self, source_date_epoch: int) -> dict[str, str]:
+        """A clean environment: identical builds must not depend on the agent's environment."""
+        env = {
+            "PATH": _CHROOT_PATH,
+            "HOME": "/root",
+            "LC_ALL": "C.UTF-8",
+            "DEBIAN_FRONTEND": "noninteractive",
+            "SOURCE_DATE_EPOCH": str(source_date_epoch),
+        }
+        env.update({k: v for k, v in self._environ.items() if k in _PASSED_THROUGH_ENV})
+        return env
+
+
+def _host_path(environ: Mapping[str, str]) -> str:
+    return f"{environ.get('PATH', '')}:{_CHROOT_PATH}"
+
+
+def _check_release(url: str, recipe: recipes.Recipe, debarch: str) -> str | None:
+    """None if the suite's Release file is there; else a retryable problem. Raises if fatal."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            release = response.read(1 << 20).decode("utf-8", errors="replace")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise BuildError(
+                f"suite {recipe.suite!r} does not exist on package mirror ({url} answered "
+                "404 Not Found); check 'suite' and 'mirror' in recipe.yaml"
+            ) from None
+        return f"HTTP {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError) as exc:
+        return str(getattr(exc, "reason", exc))
+    _check_release_fields(release, recipe, debarch, url)
+    return None
+
+
+def _check_release_fields(release: str, recipe: recipes.Recipe, debarch: str, url: str) -> None:
+    fields = dict(re.findall(r"^(Architectures|Components): *(.*)$", release, re.MULTILINE))
+    arches = fields.get("Architectures", "").split()
+    if arches and debarch not in arches:
+        raise BuildError(f"suite {recipe.suite} has no {debarch} packages ({url})")
+    components = fields.get("Components", "").split()
+    # Release files may list components as e.g. "updates/main"; compare the last part only.
+    known = {component.rsplit("/", 1)[-1] for component in components}
+    unknown = [c for c in recipe.components if known and c not in known]
+    if unknown:
+        raise BuildError(
+            f"component(s) {', '.join(unknown)} not in suite {recipe.suite}; "
+            f"the mirror offers {', '.join(sorted(known))}"
+        )
+
+
+def _sleep_unless_stopped(seconds: float, ctx: BuildContext) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ctx.should_stop():
+            raise BuildError(STOPPED)
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+def _mmdebstrap_command(
+    recipe: recipes.Recipe, debarch: str, mirror: str, rootfs: Path, script: Path
+) -> list[str]:
+    packages = list(recipe.packages)
+    if recipe.kernel:
+        packages += [p for p in recipes.kernel_packages(debarch) if p not in packages]
+    command = [
+        "mmdebstrap",
+        "--mode=root",
+        "--format=directory",
+        f"--variant={recipe.variant}",
+        f"--architectures={debarch}",
+        f"--components={','.join(recipe.components)}",
+        f"--customize-hook=sh {shlex.quote(str(script))} \"$1\"",
+    ]
+    if packages:
+        command.append(f"--include={','.join(packages)}")
+    if "snapshot.debian.org" in mirror:  # snapshots are old on purpose
+        command.append('--aptopt=Acquire::Check-Valid-Until "false"')
+    return command + [recipe.suite, str(rootfs), mirror]
+
+
+def _run_streaming(command: Sequence[str], env: Mapping[str, str], ctx: BuildContext) -> None:
+    """Run a tool in its own process group, logging each output line; BuildError on failure."""
+    tail: deque[str] = deque(maxlen=400)
+    lines: queue.Queue[str | None] = queue.Queue()
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=dict(env),
+        start_new_session=True,
+    ) as process:
+        assert process.stdout is not None
+        threading.Thread(target=_pump_lines, args=(process.stdout, lines), daemon=True).start()
+        stopped = _forward_lines(process, lines, tail, ctx)
+        returncode = process.wait()
+        _kill_group(process.pid, signal.SIGKILL)  # anything a hook left running
+    if stopped:
+        raise BuildError(STOPPED)
+    if returncode != 0:
+        raise BuildError(
+            f"{command[0]} failed (exit status {returncode}): {_error_summary(list(tail))}"
+        )
+
+
+def _pump_lines(stream: IO[bytes], lines: queue.Queue[str | None]) -> None:
+    for raw in stream:
+        lines.put(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+    lines.put(None)
+
+
+def _forward_lines(
+    process: subprocess.Popen[bytes],
+    lines: queue.Queue[str | None],
+    tail: deque[str],
+    ctx: BuildContext,
+) -> bool:
+    """Log lines until the output ends; True if the build was stopped on request."""
+    while True:
+        if ctx.should_stop():
+            ctx.log("W: kiln: stop requested, terminating the build")
+            _terminate(process)
+            _drain(lines, tail, ctx)
+            return True
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            if process.poll() is not None:  # exited; a leftover child may hold the pipe open
+                _drain(lines, tail, ctx)
+                return False
+            continue
+        if line is None:
+            return False
+        tail.append(line)
+        ctx.log(line)
+
+
+def _drain(lines: queue.Queue[str | None], tail: deque[str], ctx: BuildContext) -> None:
+    while True:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            return
+        if line is None:
+            return
+        tail.append(line)
+        ctx.log(line)
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the group (mmdebstrap then unmounts and cleans up), SIGKILL after a grace time."""
+    _kill_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=_TERM_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        _kill_group(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _kill_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _error_summary(lines: list[str]) -> str:
+    """The lines a user can act on: apt/mmdebstrap/kiln 'E:' lines, else the last output."""
+    errors = [line for line in lines if line.startswith("E: ")]
+    picked = errors or [line for line in lines if line.strip()]
+    unique = list(dict.fromkeys(picked))
+    return " | ".join(unique[:_ERROR_LINES] if errors else unique[-_ERROR_LINES:]) or "no output"
+
+
+def _unmount_below(root: Path, ctx: BuildContext) -> None:
+    """Unmount whatever an interrupted mmdebstrap left mounted inside the rootfs (deepest first)."""
+    prefix = str(root.resolve())
+    mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
+    points = [_unescape_mount(line.split()[4]) for line in mountinfo]
+    for point in reversed(points):
+        if point == prefix or point.startswith(prefix + "/"):
+            ctx.log(f"W: kiln: unmounting leftover {point}")
+            subprocess.run(["umount", "--lazy", point], check=False)
+
+
+def _unescape_mount(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
+
+
+def _make_squashfs(
+    rootfs: Path, recipe: recipes.Recipe, env: Mapping[str, str], ctx: BuildContext
+) -> Artifact:
+    if ctx.should_stop():
+        raise BuildError(STOPPED)
+    target = ctx.out_dir / f"{ctx.image_root_archive_name}.squashfs"
+    epoch = str(ctx.source_date_epoch)
+    command = [
+        "mksquashfs", str(rootfs), str(target), "-noappend", "-reproducible",
+        "-mkfs-time", epoch, "-all-time", epoch, "-comp", recipe.squashfs_compression,
+        "-no-progress", "-quiet",
+    ]  # fmt: skip
+    ctx.log(f"I: kiln: {shlex.join(command)}")
+    try:
+        _run_streaming(command, env, ctx)
+    except BuildError:
+        target.unlink(missing_ok=True)
+        raise
+    ctx.log(f"I: kiln: {target.name}: {target.stat().st_size} bytes")
+    return Artifact(path=target, type=ROOTFS_SQUASHFS)
+
+
+def _boot_artifacts(rootfs: Path, recipe: recipes.Recipe, ctx: BuildContext) -> list[Artifact]:
+    """Kernel and initrd from /boot, if the image has a kernel (``kernel: true`` requires one)."""
+    kernels = _regular_files(rootfs / "boot", "vmlinuz-")
+    if not kernels:
+        if recipe.kernel:
+            raise BuildError("kernel: true but the image has no /boot/vmlinuz-*")
+        return []
+    if len(kernels) > 1:
+        names = ", ".join(kernel.name for kernel in kernels)
+        raise BuildError(f"the image has several kernels ({names}); install exactly one")
+    version = kernels[0].name.removeprefix("vmlinuz-")
+    initrds = _regular_files(rootfs / "boot", f"initrd.img-{version}")
+    if not initrds:
+        raise BuildError(
+            f"the image has /boot/vmlinuz-{version} but no /boot/initrd.img-{version}; "
+            "install initramfs-tools (kernel: true does) or dracut"
+        )
+    return [
+        _copy_artifact(kernels[0], ctx.out_dir / ctx.kernel_file_name, KERNEL, ctx),
+        _copy_artifact(initrds[0], ctx.out_dir / ctx.initrd_file_name, INITRD, ctx),
+    ]
+
+
+def _regular_files(directory: Path, prefix: str) -> list[Path]:
+    """Regular files (not symlinks: they could point outside the image) named prefix*."""
+    if not directory.is_dir() or directory.is_symlink():
+        return []
+    return sorted(
+        path
+        for path in directory.iterdir()
+        if path.name.startswith(prefix) and stat.S_ISREG(path.lstat().st_mode)
+    )
+
+
+def _copy_artifact(source: Path, target: Path, kind: str, ctx: BuildContext) -> Artifact:
+    shutil.copyfile(source, target)
+    target.chmod(0o644)
+    ctx.log(f"I: kiln: /boot/{source.name} -> {target.name}")
+    return Artifact(path=target, type=kind)

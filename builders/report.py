@@ -1,0 +1,84 @@
+"""Everything a build host says to the outside: artifacts and logs to S3, progress and node
+heartbeats to the build-events queue, and the job's answer to Step Functions."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from builders.backends.base import Artifact
+
+ERROR_LIMIT = 256  # SendTaskFailure's error field; the cause is not kept, so detail goes here
+
+
+def digests(path: Path) -> dict[str, Any]:
+    sha256, md5 = hashlib.sha256(), hashlib.md5()
+    size = 0
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1024 * 1024), b""):
+            sha256.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return {"sha256": sha256.hexdigest(), "md5": md5.hexdigest(), "size": size}
+
+
+class Reporter:
+    def __init__(self, sqs: Any, s3: Any, sfn: Any, events_queue_url: str, xname: str) -> None:
+        self._sqs, self._s3, self._sfn = sqs, s3, sfn
+        self._events = events_queue_url
+        self.xname = xname
+
+    # -- build-events queue -------------------------------------------------------------
+    def event(self, message: dict[str, Any]) -> None:
+        self._sqs.send_message(QueueUrl=self._events, MessageBody=json.dumps(message))
+
+    def progress(self, job_id: str, status: str) -> None:
+        self.event({"type": "progress", "job_id": job_id, "status": status, "node": self.xname})
+
+    def node_heartbeat(self, arch: str, recipe_types: list[str], current_job: str | None,
+                       now: float) -> None:
+        self.event({"type": "node_heartbeat", "xname": self.xname, "arch": arch,
+                    "recipe_types": recipe_types, "current_job": current_job, "time": now})
+
+    # -- S3 ---------------------------------------------------------------------------------
+    def upload(self, bucket: str, key: str, path: Path, content_type: str) -> dict[str, Any]:
+        facts = digests(path)
+        self._s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
+        etag = self._s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+        return {"link": {"path": f"s3://{bucket}/{key}", "etag": etag, "type": "s3"}, **facts}
+
+    def publish_image(self, bucket: str, image_id: str, job: dict[str, Any],
+                      artifacts: list[Artifact], work_dir: Path) -> dict[str, Any]:
+        """Upload the artifacts and an IMS-style manifest.json listing each of them."""
+        listed = []
+        for artifact in artifacts:
+            key = f"images/{image_id}/{artifact.path.name}"
+            uploaded = self.upload(bucket, key, artifact.path, "application/octet-stream")
+            listed.append({"name": artifact.path.name, "type": artifact.type, **uploaded})
+        manifest = {
+            "version": "1.0",
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "image_id": image_id,
+            "job_id": job["job_id"],
+            "arch": job["arch"],
+            "artifacts": listed,
+        }
+        manifest_path = work_dir / "manifest.json"
+        manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        uploaded = self.upload(bucket, f"images/{image_id}/manifest.json", manifest_path,
+                               "application/json")
+        return {"key": f"images/{image_id}/manifest.json", "etag": uploaded["link"]["etag"],
+                "sha256": uploaded["sha256"], "artifacts": len(listed)}
+
+    # -- Step Functions -----------------------------------------------------------------------
+    def heartbeat(self, token: str) -> None:
+        self._sfn.send_task_heartbeat(taskToken=token)
+
+    def succeed(self, token: str, output: dict[str, Any]) -> None:
+        self._sfn.send_task_success(taskToken=token, output=json.dumps(output))
+
+    def fail(self, token: str, error: str) -> None:
+        self._sfn.send_task_failure(taskToken=token, error=error[:ERROR_LIMIT], cause=error)

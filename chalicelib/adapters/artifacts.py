@@ -1,0 +1,110 @@
+"""S3: the artifact key scheme, presigned URLs and reads. The only module that talks to S3."""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+from chalicelib.errors import Invalid
+
+CHUNK = 1024 * 1024
+
+
+def recipe_key(recipe_id: str) -> str:
+    return f"recipes/{recipe_id}/recipe.tar.gz"
+
+
+def image_prefix(image_id: str) -> str:
+    return f"images/{image_id}/"
+
+
+def manifest_key(image_id: str) -> str:
+    return f"{image_prefix(image_id)}manifest.json"
+
+
+def job_log_key(job_id: str) -> str:
+    return f"jobs/{job_id}/build.log"
+
+
+def s3_url(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def parse_s3_url(path: str) -> tuple[str, str]:
+    parsed = urllib.parse.urlparse(path)
+    if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
+        raise Invalid(
+            f"link.path '{path}' is not an s3://bucket/key URL",
+            {"link": "path must be s3://<bucket>/<key>"},
+        )
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+class ArtifactStore:
+    """One bucket of artifacts. ``s3`` is a boto3 S3 client, created by the container."""
+
+    def __init__(self, s3: Any, bucket: str, presign_seconds: int) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self._presign_seconds = presign_seconds
+
+    def url(self, key: str) -> str:
+        return s3_url(self.bucket, key)
+
+    def key_of(self, path: str) -> str:
+        """The key of an s3:// URL, which must name this deployment's bucket."""
+        bucket, key = parse_s3_url(path)
+        if bucket != self.bucket:
+            raise Invalid(
+                f"link.path names bucket '{bucket}'; artifacts must be in '{self.bucket}'",
+                {"link": f"bucket must be {self.bucket}"},
+            )
+        return key
+
+    def presign_put(self, key: str) -> str:
+        return str(
+            self._s3.generate_presigned_url(
+                "put_object",
+                Params={"Bucket": self.bucket, "Key": key},
+                ExpiresIn=self._presign_seconds,
+            )
+        )
+
+    def presign_get(self, key: str) -> str:
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": key},
+                ExpiresIn=self._presign_seconds,
+            )
+        )
+
+    @property
+    def presign_seconds(self) -> int:
+        return self._presign_seconds
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._s3.head_object(Bucket=self.bucket, Key=key))
+        except self._s3.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def stream(self, key: str) -> Iterator[bytes]:
+        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            yield from iter(lambda: body.read(CHUNK), b"")
+        finally:
+            body.close()
+
+    def read(self, key: str) -> bytes:
+        return b"".join(self.stream(key))
+
+    def sha256(self, key: str) -> str:
+        digest = hashlib.sha256()
+        for chunk in self.stream(key):
+            digest.update(chunk)
+        return digest.hexdigest()

@@ -1,0 +1,178 @@
+"""PynamoDB models: one table per record kind.
+
+Every list the API offers reads an index: ``by_tenant`` (tenant, created) for a user's records,
+``by_kind`` (kind, created) for an admin's view of all. Never Scan on a request path.
+Records that race (jobs: progress events vs. results) carry a VersionAttribute.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+
+class ByTenant(GlobalSecondaryIndex["Any"]):
+    class Meta:
+        index_name = "by_tenant"
+        projection = AllProjection()
+
+    tenant = UnicodeAttribute(hash_key=True)
+    created_id = UnicodeAttribute(range_key=True)
+
+
+class ByKind(GlobalSecondaryIndex["Any"]):
+    class Meta:
+        index_name = "by_kind"
+        projection = AllProjection()
+
+    kind = UnicodeAttribute(hash_key=True)
+    created_id = UnicodeAttribute(range_key=True)
+
+
+class TenantRecord(Model):
+    """Fields every tenant-owned record has."""
+
+    id = UnicodeAttribute(hash_key=True)
+    tenant = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    created = UnicodeAttribute()  # ISO 8601 UTC, as IMS shows it
+    created_id = UnicodeAttribute()  # created + "#" + id: a unique, time-ordered sort key
+
+
+class RecipeModel(TenantRecord):
+    class Meta:
+        table_name = "kiln-recipes"
+
+    by_tenant = ByTenant()
+    by_kind = ByKind()
+    name = UnicodeAttribute()
+    recipe_type = UnicodeAttribute()
+    linux_distribution = UnicodeAttribute()
+    arch = UnicodeAttribute(default="x86_64")
+    require_dkms = BooleanAttribute(default=False)
+    template_dictionary = JSONAttribute(default=list)
+    link = JSONAttribute(null=True)  # {"path", "etag", "type"}
+    archive_status = UnicodeAttribute(default="awaiting_upload")
+    archive_sha256 = UnicodeAttribute(null=True)
+    archive_size = NumberAttribute(null=True)
+    archive_reason = UnicodeAttribute(null=True)
+    version = VersionAttribute()
+
+
+class PublicKeyModel(TenantRecord):
+    class Meta:
+        table_name = "kiln-public-keys"
+
+    by_tenant = ByTenant()
+    by_kind = ByKind()
+    name = UnicodeAttribute()
+    public_key = UnicodeAttribute()
+
+
+class ImageModel(TenantRecord):
+    class Meta:
+        table_name = "kiln-images"
+
+    by_tenant = ByTenant()
+    by_kind = ByKind()
+    name = UnicodeAttribute()
+    arch = UnicodeAttribute(null=True)
+    link = JSONAttribute(null=True)
+    metadata = JSONAttribute(default=dict)
+    source_job_id = UnicodeAttribute(null=True)
+    version = VersionAttribute()
+
+
+class JobModel(TenantRecord):
+    class Meta:
+        table_name = "kiln-jobs"
+
+    by_tenant = ByTenant()
+    by_kind = ByKind()
+    job_type = UnicodeAttribute()
+    artifact_id = UnicodeAttribute()
+    public_key_id = UnicodeAttribute()
+    image_root_archive_name = UnicodeAttribute()
+    kernel_file_name = UnicodeAttribute(default="vmlinuz")
+    initrd_file_name = UnicodeAttribute(default="initrd")
+    kernel_parameters_file_name = UnicodeAttribute(default="kernel-parameters")
+    status = UnicodeAttribute(default="creating")
+    status_reason = UnicodeAttribute(null=True)
+    enable_debug = BooleanAttribute(default=False)
+    build_env_size = NumberAttribute(default=15)
+    require_dkms = BooleanAttribute(default=False)
+    arch = UnicodeAttribute(default="x86_64")
+    recipe_type = UnicodeAttribute(null=True)
+    planned_image_id = UnicodeAttribute()  # where the host writes; exposed once the job succeeds
+    resultant_image_id = UnicodeAttribute(null=True)
+    build_node = UnicodeAttribute(null=True)
+    build_log_key = UnicodeAttribute(null=True)
+    finished = UnicodeAttribute(null=True)
+    version = VersionAttribute()
+
+
+class BuildNodeModel(Model):
+    """A build host (IMS 'remote build node'), keyed by its xname."""
+
+    class Meta:
+        table_name = "kiln-build-nodes"
+
+    xname = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute(default="build-node")
+    created_id = UnicodeAttribute()
+    by_kind = ByKind()
+    arch = UnicodeAttribute(null=True)
+    recipe_types = JSONAttribute(default=list)
+    last_heartbeat = NumberAttribute(default=0)  # epoch seconds
+    current_job = UnicodeAttribute(null=True)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    RecipeModel,
+    PublicKeyModel,
+    ImageModel,
+    JobModel,
+    BuildNodeModel,
+)
+
+
+def bind_tables(prefix: str, region: str) -> None:
+    """Point every model at this deployment's tables (names are '<prefix>-<kind>')."""
+    for model in ALL_MODELS:
+        base = model.Meta.table_name.split("-", 1)[1]
+        model.Meta.table_name = f"{prefix}-{base}"
+        model.Meta.region = region
+        model._connection = None  # re-create with the new settings
+
+
+def table_schemas() -> list[dict[str, Any]]:
+    """CreateTable arguments for every model: the one definition local and CDK both read."""
+    schemas = []
+    for model in ALL_MODELS:
+        schema = model._get_schema()
+        schemas.append(
+            {
+                "TableName": model.Meta.table_name,
+                "AttributeDefinitions": schema["attribute_definitions"],
+                "KeySchema": schema["key_schema"],
+                "GlobalSecondaryIndexes": [
+                    {
+                        "IndexName": index["index_name"],
+                        "KeySchema": index["key_schema"],
+                        "Projection": index["projection"],
+                    }
+                    for index in schema.get("global_secondary_indexes", [])
+                ],
+                "BillingMode": "PAY_PER_REQUEST",
+            }
+        )
+    return schemas

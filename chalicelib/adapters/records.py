@@ -1,0 +1,65 @@
+"""Reading and writing records through the PynamoDB models, with tenant visibility applied."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import TypeVar
+
+from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.models import Model
+
+from chalicelib.adapters.models import TenantRecord
+from chalicelib.auth import Principal
+from chalicelib.errors import Conflict, NotFound
+
+R = TypeVar("R", bound=TenantRecord)
+M = TypeVar("M", bound=Model)
+
+
+def utc_now() -> str:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def stamp(record: R, tenant: str, kind: str, record_id: str | None = None) -> R:
+    """Give a new record its id, owner, creation time and sort key."""
+    record.id = record_id or str(uuid.uuid4())
+    record.tenant = tenant
+    record.kind = kind
+    record.created = utc_now()
+    record.created_id = f"{record.created}#{record.id}"
+    return record
+
+
+def insert(record: R) -> R:
+    """Save a new record; a second insert of the same id is a conflict, never an overwrite."""
+    try:
+        record.save(condition=type(record).id.does_not_exist())
+    except PutError as exc:
+        if "ConditionalCheckFailed" in str(exc):
+            raise Conflict(f"{record.kind} {record.id} already exists") from exc
+        raise
+    return record
+
+
+def find(model: type[M], record_id: str) -> M | None:
+    try:
+        return model.get(record_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def get_visible(model: type[R], record_id: str, principal: Principal, label: str) -> R:
+    """The record, if it exists and the caller may see it; else NotFound (never Forbidden)."""
+    record = find(model, record_id)
+    if record is None or not principal.can_see(record.tenant):
+        raise NotFound(f"{label} {record_id} not found")
+    return record
+
+
+def list_visible(model: type[R], principal: Principal, kind: str) -> list[R]:
+    """Oldest first, read from the tenant index (users) or the kind index (admins, workers)."""
+    if principal.role in ("admin", "worker"):
+        return list(model.by_kind.query(kind))  # type: ignore[attr-defined]
+    return list(model.by_tenant.query(principal.tenant))  # type: ignore[attr-defined]

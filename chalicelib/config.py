@@ -1,0 +1,68 @@
+"""Settings, read from the environment when first asked for (never at import time)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+# Names the deployment gives its queues. Chalice's on_sqs_message needs them at import time, so
+# they are constants here; infra/resources.py reads the same constants.
+BUILD_EVENTS_QUEUE = "kiln-build-events"
+UPLOAD_EVENTS_QUEUE = "kiln-upload-events"
+ARCHES = ("x86_64", "aarch64")
+
+
+def build_queue_name(arch: str) -> str:
+    return f"kiln-builds-{arch}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    region: str
+    table_prefix: str
+    artifact_bucket: str
+    state_machine_arn: str
+    jwt_key: str  # PEM public key (RS256) or shared secret (HS256)
+    jwt_algorithms: tuple[str, ...]
+    jwt_issuer: str
+    jwt_audience: str
+    presign_seconds: int
+    recipe_max_bytes: int
+    recipe_max_members: int
+    node_fresh_seconds: int
+    ims_version: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", "us-east-1"),
+            table_prefix=env.get("KILN_TABLE_PREFIX", "kiln"),
+            artifact_bucket=env.get("KILN_ARTIFACT_BUCKET", "kiln-artifacts"),
+            state_machine_arn=env.get("KILN_STATE_MACHINE_ARN", ""),
+            jwt_key=_jwt_key(env),
+            jwt_algorithms=tuple(env.get("KILN_JWT_ALGORITHMS", "RS256").split(",")),
+            jwt_issuer=env.get("KILN_JWT_ISSUER", "kiln-local"),
+            jwt_audience=env.get("KILN_JWT_AUDIENCE", "kiln"),
+            presign_seconds=int(env.get("KILN_PRESIGN_SECONDS", "3600")),
+            recipe_max_bytes=int(env.get("KILN_RECIPE_MAX_BYTES", str(64 * 1024 * 1024))),
+            recipe_max_members=int(env.get("KILN_RECIPE_MAX_MEMBERS", "2000")),
+            node_fresh_seconds=int(env.get("KILN_NODE_FRESH_SECONDS", "120")),
+            ims_version=env.get("KILN_IMS_VERSION", "3.20.0-kiln"),
+        )
+
+
+def _jwt_key(env: os._Environ[str]) -> str:
+    if env.get("KILN_JWT_KEY"):
+        return env["KILN_JWT_KEY"]
+    path = env.get("KILN_JWT_KEY_FILE")
+    if path and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    return ""
+
+
+@functools.lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_env()

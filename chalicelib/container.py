@@ -1,0 +1,67 @@
+"""Clients and stores, built lazily on first use; tests override any of them."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+
+from chalicelib.adapters.artifacts import ArtifactStore
+from chalicelib.adapters.models import bind_tables
+from chalicelib.adapters.workflows import Workflows
+from chalicelib.config import Settings
+from chalicelib.config import settings as load_settings
+
+
+class Container:
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        self._settings = settings
+        self._overrides = overrides
+        self._tables_bound = False
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+    def _client(self, service: str) -> Any:
+        if service in self._overrides:
+            return self._overrides[service]
+        client = boto3.client(service, region_name=self.settings.region)
+        self._overrides[service] = client
+        return client
+
+    def bind_tables(self) -> None:
+        if not self._tables_bound:
+            bind_tables(self.settings.table_prefix, self.settings.region)
+            self._tables_bound = True
+
+    @functools.cached_property
+    def artifacts(self) -> ArtifactStore:
+        return ArtifactStore(
+            self._client("s3"), self.settings.artifact_bucket, self.settings.presign_seconds
+        )
+
+    @functools.cached_property
+    def workflows(self) -> Workflows:
+        return Workflows(self._client("stepfunctions"), self.settings.state_machine_arn)
+
+
+_current: list[Container] = []
+
+
+def container() -> Container:
+    """The process's container (one per Lambda sandbox), made on first use."""
+    if not _current:
+        _current.append(Container())
+    box = _current[0]
+    box.bind_tables()
+    return box
+
+
+def use(replacement: Container) -> None:
+    """The test hook: make ``replacement`` the container every handler uses."""
+    _current.clear()
+    _current.append(replacement)

@@ -1,0 +1,35 @@
+"""IMS images: /images, plus Kiln's manifest view with presigned download links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib.auth import Principal
+from chalicelib.container import container
+from chalicelib.domain import images
+from chalicelib.faces.ims import views
+from chalicelib.faces.ims.routing import ims_route
+
+bp = Blueprint(__name__)
+
+
+@ims_route(bp, "/images", ["GET"])
+def list_images(principal: Principal, _body: Any) -> list[dict[str, Any]]:
+    return [views.image(i) for i in images.list_for(principal)]
+
+
+@ims_route(bp, "/images", ["POST"], status=201)
+def create_image(principal: Principal, body: Any) -> dict[str, Any]:
+    return views.image(images.create(principal, body, container().artifacts))
+
+
+@ims_route(bp, "/images/{image_id}", ["GET"])
+def get_image(principal: Principal, _body: Any, image_id: str) -> dict[str, Any]:
+    return views.image(images.get(principal, image_id))
+
+
+@ims_route(bp, "/images/{image_id}/manifest", ["GET"])
+def get_image_manifest(principal: Principal, _body: Any, image_id: str) -> dict[str, Any]:
+    return images.manifest(principal, image_id, container().artifacts)

@@ -1,0 +1,37 @@
+"""IMS jobs: /jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib.auth import Principal
+from chalicelib.container import container
+from chalicelib.domain import builds
+from chalicelib.faces.ims import views
+from chalicelib.faces.ims.routing import ims_route
+
+bp = Blueprint(__name__)
+
+
+@ims_route(bp, "/jobs", ["GET"])
+def list_jobs(principal: Principal, _body: Any) -> list[dict[str, Any]]:
+    return [views.job(j) for j in builds.list_for(principal)]
+
+
+@ims_route(bp, "/jobs", ["POST"], status=201)
+def create_job(principal: Principal, body: Any) -> dict[str, Any]:
+    box = container()
+    job = builds.create(principal, body, box.artifacts, box.workflows, box.settings)
+    return views.job(job)
+
+
+@ims_route(bp, "/jobs/{job_id}", ["GET"])
+def get_job(principal: Principal, _body: Any, job_id: str) -> dict[str, Any]:
+    return views.job(builds.get(principal, job_id))
+
+
+@ims_route(bp, "/jobs/{job_id}", ["PATCH"])
+def patch_job(principal: Principal, body: Any, job_id: str) -> dict[str, Any]:
+    return views.job(builds.patch(principal, job_id, body))

@@ -1,0 +1,91 @@
+"""Records as IMS shows them (plus Kiln's documented extension fields)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.adapters.models import (
+    BuildNodeModel,
+    ImageModel,
+    JobModel,
+    PublicKeyModel,
+    RecipeModel,
+)
+
+
+def recipe(r: RecipeModel) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": r.id,
+        "created": r.created,
+        "name": r.name,
+        "recipe_type": r.recipe_type,
+        "linux_distribution": r.linux_distribution,
+        "arch": r.arch,
+        "require_dkms": r.require_dkms,
+        "template_dictionary": r.template_dictionary,
+        "archive": {
+            "status": r.archive_status,
+            "sha256": r.archive_sha256,
+            "size": r.archive_size,
+            "reason": r.archive_reason,
+        },
+    }
+    if r.link:
+        body["link"] = r.link
+    return body
+
+
+def image(i: ImageModel) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": i.id,
+        "created": i.created,
+        "name": i.name,
+        "arch": i.arch,
+        "metadata": i.metadata or {},
+    }
+    if i.link:
+        body["link"] = i.link
+    return body
+
+
+def public_key(k: PublicKeyModel) -> dict[str, Any]:
+    return {"id": k.id, "created": k.created, "name": k.name, "public_key": k.public_key}
+
+
+def job(j: JobModel) -> dict[str, Any]:
+    return {
+        "id": j.id,
+        "created": j.created,
+        "job_type": j.job_type,
+        "image_root_archive_name": j.image_root_archive_name,
+        "kernel_file_name": j.kernel_file_name,
+        "initrd_file_name": j.initrd_file_name,
+        "kernel_parameters_file_name": j.kernel_parameters_file_name,
+        "status": j.status,
+        "artifact_id": j.artifact_id,
+        "public_key_id": j.public_key_id,
+        "kubernetes_job": f"kiln-build-{j.id}",
+        "kubernetes_service": None,
+        "kubernetes_configmap": None,
+        "kubernetes_namespace": "kiln",
+        "ssh_containers": [],
+        "enable_debug": j.enable_debug,
+        "resultant_image_id": j.resultant_image_id,
+        "build_env_size": j.build_env_size,
+        "arch": j.arch,
+        "require_dkms": j.require_dkms,
+        # Kiln extensions
+        "status_reason": j.status_reason,
+        "build_node": j.build_node,
+        "finished": j.finished,
+    }
+
+
+def build_node(n: BuildNodeModel) -> dict[str, Any]:
+    return {
+        "xname": n.xname,
+        "arch": n.arch,
+        "recipe_types": n.recipe_types,
+        "last_heartbeat": n.last_heartbeat,
+        "current_job": n.current_job,
+    }

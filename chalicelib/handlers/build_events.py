@@ -1,0 +1,52 @@
+"""Messages on the build-events queue: host progress and heartbeats, and the state machine's
+final result for each job. The API side is the only writer of records."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from chalicelib import observability
+from chalicelib.container import Container
+from chalicelib.domain import build_nodes, builds
+
+
+def handle(bodies: Iterable[str], box: Container) -> list[str]:
+    outcomes = []
+    for body in bodies:
+        try:
+            message = json.loads(body)
+        except ValueError:
+            observability.logger().error("unreadable build event dropped", extra={"body": body})
+            continue
+        outcomes.append(handle_one(message, box))
+    return outcomes
+
+
+def handle_one(message: dict[str, Any], box: Container) -> str:
+    kind = message.get("type")
+    job_id = message.get("job_id")
+    observability.correlate(job_id)
+    log = observability.logger()
+    if kind == "progress" and job_id:
+        outcome = builds.record_progress(job_id, str(message.get("status")), message.get("node"))
+    elif kind == "result" and job_id and message.get("outcome") == "success":
+        outcome = builds.succeeded(job_id, message.get("output") or {}, box.artifacts)
+    elif kind == "result" and job_id:
+        error = message.get("error") or {}
+        outcome = builds.failed(job_id, str(error.get("Error") or "build failed"), error.get("Cause"))
+    elif kind == "node_heartbeat":
+        build_nodes.heartbeat(
+            str(message["xname"]),
+            str(message["arch"]),
+            list(message.get("recipe_types", [])),
+            message.get("current_job"),
+            float(message.get("time") or time.time()),
+        )
+        outcome = "node seen"
+    else:
+        outcome = f"ignored: unknown event type {kind!r}"
+    log.info("build event", extra={"event_type": kind, "outcome": outcome})
+    return outcome

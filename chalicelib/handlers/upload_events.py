@@ -1,0 +1,43 @@
+"""Bucket -> SQS -> here: an uploaded recipe archive is checked, checksummed and made usable."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterable
+from typing import Any
+
+from chalicelib import observability
+from chalicelib.container import Container
+from chalicelib.domain import recipes
+
+
+def object_created(body: str) -> Iterable[tuple[str, str, str]]:
+    """(bucket, key, etag) for each ObjectCreated record in an S3 notification message."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return []
+    found = []
+    for record in message.get("Records", []) if isinstance(message, dict) else []:
+        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+            continue
+        s3 = record.get("s3", {})
+        key = urllib.parse.unquote_plus(s3.get("object", {}).get("key", ""))
+        etag = str(s3.get("object", {}).get("eTag", "")).strip('"')
+        found.append((s3.get("bucket", {}).get("name", ""), key, etag))
+    return found
+
+
+def handle(bodies: Iterable[str], box: Container) -> list[dict[str, Any]]:
+    log = observability.logger()
+    outcomes = []
+    for body in bodies:
+        for bucket, key, etag in object_created(body):
+            if bucket != box.artifacts.bucket:
+                log.warning("upload event for a foreign bucket ignored", extra={"bucket": bucket})
+                continue
+            recipe_id, outcome = recipes.archive_uploaded(key, etag, box.artifacts, box.settings)
+            log.info("upload checked", extra={"key": key, "recipe_id": recipe_id, "outcome": outcome})
+            outcomes.append({"key": key, "recipe_id": recipe_id, "outcome": outcome})
+    return outcomes

@@ -1,0 +1,85 @@
+"""Creates every resource from infra/resources.py in an AWS endpoint (moto locally)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import boto3
+
+from infra import resources
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/kiln-build-state-machine"
+
+
+@dataclasses.dataclass(frozen=True)
+class Provisioned:
+    queue_urls: dict[str, str]
+    bucket: str
+    state_machine_arn: str
+    tables: list[str]
+
+
+def provision(
+    region: str, table_prefix: str, bucket: str, timing: resources.Timing
+) -> Provisioned:
+    session = boto3.session.Session(region_name=region)
+    dynamodb, s3, sqs = session.client("dynamodb"), session.client("s3"), session.client("sqs")
+    sfn = session.client("stepfunctions")
+
+    existing = set(dynamodb.list_tables()["TableNames"])
+    tables = []
+    for schema in resources.tables(table_prefix, region):
+        tables.append(schema["TableName"])
+        if schema["TableName"] not in existing:
+            dynamodb.create_table(**schema)
+
+    queue_urls: dict[str, str] = {}
+    for spec in resources.queues():
+        queue_urls[spec.name] = sqs.create_queue(
+            QueueName=spec.name,
+            Attributes={"VisibilityTimeout": str(spec.visibility_timeout)},
+        )["QueueUrl"]
+
+    _create_bucket(s3, bucket, region)
+    upload_queue = queue_urls[resources.UPLOAD_EVENTS_QUEUE]
+    upload_arn = sqs.get_queue_attributes(QueueUrl=upload_queue, AttributeNames=["QueueArn"])
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration=resources.upload_notification(
+            upload_arn["Attributes"]["QueueArn"]
+        ),
+    )
+    _drain(sqs, upload_queue)  # S3 posts a TestEvent when notifications are configured
+
+    definition = resources.render_state_machine(
+        resources.state_machine_substitutions(queue_urls, timing)
+    )
+    arn = _state_machine(sfn, definition)
+    return Provisioned(queue_urls=queue_urls, bucket=bucket, state_machine_arn=arn, tables=tables)
+
+
+def _create_bucket(s3: Any, bucket: str, region: str) -> None:
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        s3.create_bucket(**kwargs)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+
+
+def _drain(sqs: Any, queue_url: str) -> None:
+    while sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+        sqs.purge_queue(QueueUrl=queue_url)
+
+
+def _state_machine(sfn: Any, definition: str) -> str:
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        if machine["name"] == resources.STATE_MACHINE_NAME:
+            sfn.update_state_machine(stateMachineArn=machine["stateMachineArn"], definition=definition)
+            return str(machine["stateMachineArn"])
+    created = sfn.create_state_machine(
+        name=resources.STATE_MACHINE_NAME, definition=definition, roleArn=ROLE_ARN
+    )
+    return str(created["stateMachineArn"])

@@ -1,0 +1,240 @@
+"""`make up`: the whole of Kiln on this machine, with moto server standing in for AWS.
+
+Starts moto (Step Functions execution on), creates every resource from infra/resources.py,
+serves the Chalice app over HTTP, drives the SQS and schedule handlers, starts a build host for
+this machine's architecture, writes .kiln/stack.json, and stops it all on Ctrl-C.
+Everything lives in memory: it is gone when the stack stops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from infra import resources
+from infra.local import event_sources, tokens
+from infra.local.provision import Provisioned, provision
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+log = logging.getLogger("kiln.local")
+
+
+@dataclasses.dataclass(frozen=True)
+class StackOptions:
+    api_port: int
+    aws_port: int
+    state_dir: Path
+    heartbeat_seconds: int
+    job_timeout_seconds: int
+    schedule_seconds: float
+    host_arches: tuple[str, ...]
+    bucket: str = "kiln-artifacts"
+    table_prefix: str = "kiln"
+
+    @classmethod
+    def from_env(cls) -> StackOptions:
+        env = os.environ
+        hosts = env.get("KILN_BUILD_HOSTS", "native")
+        arches = (native_arch(),) if hosts == "native" else tuple(a for a in hosts.split(",") if a)
+        return cls(
+            api_port=int(env.get("KILN_API_PORT", "8000")),
+            aws_port=int(env.get("KILN_AWS_PORT", "5500")),
+            state_dir=Path(env.get("KILN_STATE_DIR", str(ROOT / ".kiln"))),
+            heartbeat_seconds=int(env.get("KILN_HEARTBEAT_SECONDS", "30")),
+            job_timeout_seconds=int(env.get("KILN_JOB_TIMEOUT_SECONDS", "3600")),
+            schedule_seconds=float(env.get("KILN_SCHEDULE_SECONDS", "30")),
+            host_arches=tuple(a for a in arches if a != "none"),
+        )
+
+
+def native_arch() -> str:
+    machine = platform.machine()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+
+
+def aws_environment(aws_port: int) -> dict[str, str]:
+    endpoint = f"http://127.0.0.1:{aws_port}"
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "MOTO_PORT": str(aws_port),
+        "AWS_ACCESS_KEY_ID": "kiln-local",
+        "AWS_SECRET_ACCESS_KEY": "kiln-local",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.stop_event = threading.Event()
+        self._moto: Any = None
+        self._api: Any = None
+        self._hosts: list[subprocess.Popen[bytes]] = []
+        self.provisioned: Provisioned | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.options.api_port}"
+
+    def start(self) -> dict[str, Any]:
+        from moto.server import ThreadedMotoServer
+
+        opts = self.options
+        os.environ.update(aws_environment(opts.aws_port))
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=opts.aws_port, verbose=False)
+        self._moto.start()
+        requests.post(
+            f"http://127.0.0.1:{opts.aws_port}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": True}},
+            timeout=10,
+        ).raise_for_status()
+        timing = resources.Timing(opts.heartbeat_seconds, opts.job_timeout_seconds)
+        self.provisioned = provision(REGION, opts.table_prefix, opts.bucket, timing)
+        private_key, public_key = tokens.ensure_keys(opts.state_dir)
+        os.environ.update(self._app_environment(public_key))
+        app_module = importlib.import_module("app")
+        self._serve_api(app_module)
+        event_sources.start(
+            app_module, self.provisioned.queue_urls, REGION, opts.schedule_seconds, self.stop_event
+        )
+        for arch in opts.host_arches:
+            self._hosts.append(self._start_host(arch))
+        self._wait_for_hosts()
+        return self._write_stack_file(private_key.read_bytes())
+
+    def _app_environment(self, public_key: Path) -> dict[str, str]:
+        assert self.provisioned is not None
+        return {
+            "KILN_STATE_MACHINE_ARN": self.provisioned.state_machine_arn,
+            "KILN_ARTIFACT_BUCKET": self.provisioned.bucket,
+            "KILN_TABLE_PREFIX": self.options.table_prefix,
+            "KILN_JWT_KEY_FILE": str(public_key),
+            "KILN_JWT_ALGORITHMS": "RS256",
+            "KILN_JWT_ISSUER": tokens.ISSUER,
+            "KILN_JWT_AUDIENCE": tokens.AUDIENCE,
+            "KILN_JOB_STALE_SECONDS": str(self.options.job_timeout_seconds * 2 + 60),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "Kiln",
+            "POWERTOOLS_SERVICE_NAME": "kiln",
+        }
+
+    def _serve_api(self, app_module: Any) -> None:
+        from chalice.config import Config
+        from chalice.local import create_local_server
+
+        config = Config.create(chalice_stage="dev", app_name="kiln", project_dir=str(ROOT))
+        self._api = create_local_server(app_module.app, config, "127.0.0.1", self.options.api_port)
+        threading.Thread(target=self._api.serve_forever, name="api", daemon=True).start()
+
+    def _start_host(self, arch: str) -> subprocess.Popen[bytes]:
+        assert self.provisioned is not None
+        xname = f"local-{arch}"
+        env = dict(os.environ)
+        env.update(
+            {
+                "KILN_HOST_ARCH": arch,
+                "KILN_HOST_XNAME": xname,
+                "KILN_BUILD_QUEUE_URL": self.provisioned.queue_urls[
+                    resources.build_queue_name(arch)
+                ],
+                "KILN_BUILD_EVENTS_QUEUE_URL": self.provisioned.queue_urls[
+                    resources.BUILD_EVENTS_QUEUE
+                ],
+                "KILN_HOST_WORK_DIR": str(self.options.state_dir / "hosts" / xname),
+                "KILN_HEARTBEAT_SECONDS": str(self.options.heartbeat_seconds),
+            }
+        )
+        return subprocess.Popen([sys.executable, "-m", "builders.agent"], cwd=ROOT, env=env)
+
+    def _wait_for_hosts(self, timeout: float = 60) -> None:
+        from chalicelib.domain import build_nodes
+
+        deadline = time.time() + timeout
+        wanted = {f"local-{arch}" for arch in self.options.host_arches}
+        while wanted and time.time() < deadline:
+            seen = {node.xname for node in build_nodes.all_nodes()}
+            if wanted <= seen:
+                return
+            if any(host.poll() is not None for host in self._hosts):
+                raise RuntimeError("a build host exited during start-up; see its output above")
+            time.sleep(0.3)
+        if wanted:
+            log.warning("build hosts not registered after %ss: %s", timeout, sorted(wanted))
+
+    def _write_stack_file(self, private_pem: bytes) -> dict[str, Any]:
+        assert self.provisioned is not None
+        stack = {
+            "api_url": self.api_url,
+            "ims_url": f"{self.api_url}/apis/ims",
+            "aws_endpoint_url": os.environ["AWS_ENDPOINT_URL"],
+            "region": REGION,
+            "artifact_bucket": self.provisioned.bucket,
+            "state_machine_arn": self.provisioned.state_machine_arn,
+            "queues": self.provisioned.queue_urls,
+            "build_hosts": [f"local-{arch}" for arch in self.options.host_arches],
+            "tokens": {
+                "admin": tokens.mint(private_pem, "demo", "admin"),
+                "user": tokens.mint(private_pem, "demo", "user"),
+                "worker": tokens.mint(private_pem, "demo", "worker"),
+            },
+        }
+        path = self.options.state_dir / "stack.json"
+        path.write_text(json.dumps(stack, indent=2) + "\n", encoding="utf-8")
+        return stack
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for host in self._hosts:
+            if host.poll() is None:
+                host.send_signal(signal.SIGTERM)
+        for host in self._hosts:
+            try:
+                host.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                host.kill()
+        if self._api is not None:
+            self._api.shutdown()
+        if self._moto is not None:
+            self._moto.stop()
+        (self.options.state_dir / "stack.json").unlink(missing_ok=True)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stack = LocalStack(StackOptions.from_env())
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    try:
+        info = stack.start()
+        print(
+            f"\nKiln is up.\n  API:        {info['api_url']}  (IMS at {info['ims_url']})\n"
+            f"  AWS (moto): {info['aws_endpoint_url']}\n"
+            f"  Hosts:      {', '.join(info['build_hosts']) or 'none'}\n"
+            f"  Tokens:     {stack.options.state_dir / 'stack.json'}\n"
+            "All data is in memory and is gone when the stack stops. Ctrl-C stops it.\n",
+            flush=True,
+        )
+        done.wait()
+    finally:
+        print("Stopping Kiln...", flush=True)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

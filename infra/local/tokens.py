@@ -1,0 +1,69 @@
+"""The local signing key and the tokens `make up` and `make token` hand out."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ISSUER = "kiln-local"
+AUDIENCE = "kiln"
+
+
+def ensure_keys(state_dir: Path) -> tuple[Path, Path]:
+    """An RS256 key pair in ``state_dir``, made once; returns (private, public) paths."""
+    private_path, public_path = state_dir / "jwt-private.pem", state_dir / "jwt-public.pem"
+    if not private_path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        private_path.chmod(0o600)
+        public_path.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    return private_path, public_path
+
+
+def mint(
+    private_pem: bytes, tenant: str, role: str, ttl_seconds: int = 7 * 24 * 3600, subject: str = ""
+) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": subject or f"{role}@{tenant}",
+        "tenant": tenant,
+        "role": role,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "jti": str(uuid.uuid4()),
+    }
+    return jwt.encode(claims, private_pem, algorithm="RS256")
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Print a token signed with the local key.")
+    parser.add_argument("--tenant", default="demo")
+    parser.add_argument("--role", default="user", choices=["admin", "user", "worker"])
+    parser.add_argument("--state-dir", default=".kiln")
+    args = parser.parse_args()
+    private_path, _ = ensure_keys(Path(args.state_dir))
+    print(mint(private_path.read_bytes(), args.tenant, args.role))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Shared fixtures: moto in-process for the API tests, with resources made by the same
+provisioning code `make up` uses, and tokens signed by a test key."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from chalicelib import container as container_module
+from chalicelib.config import BUILD_EVENTS_QUEUE, UPLOAD_EVENTS_QUEUE, Settings
+from infra import resources
+from infra.local import tokens
+from infra.local.provision import Provisioned, provision
+
+REGION = "us-east-1"
+BUCKET = "kiln-artifacts"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, str]:
+    private_path, public_path = tokens.ensure_keys(tmp_path_factory.mktemp("keys"))
+    return private_path.read_bytes(), public_path.read_text()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ENDPOINT_URL", "MOTO_PORT", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "KilnTest")
+
+
+@pytest.fixture
+def aws(aws_env: None) -> Iterator[Provisioned]:
+    with mock_aws():
+        yield provision(REGION, "kiln", BUCKET, resources.Timing())
+
+
+def settings_for(provisioned: Provisioned, public_pem: str, **overrides: Any) -> Settings:
+    base = Settings.from_env()
+    return dataclasses.replace(
+        base,
+        region=REGION,
+        table_prefix="kiln",
+        artifact_bucket=provisioned.bucket,
+        state_machine_arn=provisioned.state_machine_arn,
+        jwt_key=public_pem,
+        jwt_algorithms=("RS256",),
+        jwt_issuer=tokens.ISSUER,
+        jwt_audience=tokens.AUDIENCE,
+        **overrides,
+    )
+
+
+@dataclasses.dataclass
+class Kiln:
+    """The app behind chalice's test client, plus tokens and the SQS-event entry points."""
+
+    client: Client
+    private_pem: bytes
+    provisioned: Provisioned
+
+    def token(self, tenant: str = "demo", role: str = "user") -> str:
+        return tokens.mint(self.private_pem, tenant, role)
+
+    def headers(self, tenant: str = "demo", role: str = "user") -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.token(tenant, role)}",
+            "Content-Type": "application/json",
+        }
+
+    def call(self, method: str, path: str, body: Any = None, tenant: str = "demo",
+             role: str = "user", headers: dict[str, str] | None = None) -> Any:
+        payload = None if body is None else (body if isinstance(body, str) else json.dumps(body))
+        return getattr(self.client.http, method.lower())(
+            path, headers=headers if headers is not None else self.headers(tenant, role),
+            body=payload,
+        )
+
+    def build_events(self, *messages: dict[str, Any]) -> None:
+        event = self.client.events.generate_sqs_event(
+            queue_name=BUILD_EVENTS_QUEUE, message_bodies=[json.dumps(m) for m in messages]
+        )
+        self.client.lambda_.invoke("on_build_event", event)
+
+    def upload_events(self, *bodies: str) -> None:
+        event = self.client.events.generate_sqs_event(
+            queue_name=UPLOAD_EVENTS_QUEUE, message_bodies=list(bodies)
+        )
+        self.client.lambda_.invoke("on_upload_event", event)
+
+    def register_host(self, arch: str = "x86_64", recipe_types: tuple[str, ...] = (
+            "kiln-debian", "kiln-noop"), xname: str = "test-host") -> None:
+        self.build_events({"type": "node_heartbeat", "xname": xname, "arch": arch,
+                           "recipe_types": list(recipe_types)})
+
+
+@pytest.fixture
+def kiln(aws: Provisioned, signing_keys: tuple[bytes, str]) -> Iterator[Kiln]:
+    private_pem, public_pem = signing_keys
+    container_module.use(container_module.Container(settings_for(aws, public_pem)))
+    import app as app_module
+
+    with Client(app_module.app) as client:
+        yield Kiln(client, private_pem, aws)
+    container_module._current.clear()
+
+
+def make_archive(files: dict[str, bytes | str], extra: list[tarfile.TarInfo] | None = None) -> bytes:
+    """A tar.gz with the given files (and any hand-made members, for the unsafe cases)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra or []:
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+def example_archive(name: str) -> bytes:
+    """An examples/recipes/<name> directory as the archive a user uploads."""
+    buffer = io.BytesIO()
+    folder = ROOT / "examples" / "recipes" / name
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(folder.rglob("*")):
+            if path.name != "recipe.json":
+                tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
+    return buffer.getvalue()
