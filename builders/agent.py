@@ -127,6 +127,9 @@ class Agent:
             self.log.warning("build abandoned: host stopping; no answer sent")
             return None
         except BuildError as exc:
+            if self.stopping.is_set():  # the backend gave up because the host is stopping
+                self.log.warning("build abandoned: host stopping; no answer sent")
+                return None
             reason = f"BuildFailed: {exc}"
         except Exception as exc:  # a host fault: still answer, so the job ends cleanly
             self.log.exception("build crashed")

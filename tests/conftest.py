@@ -142,3 +142,45 @@ def example_archive(name: str) -> bytes:
             if path.name != "recipe.json":
                 tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
     return buffer.getvalue()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclasses.dataclass
+class MotoStack:
+    provisioned: Provisioned
+    endpoint: str
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=REGION)
+
+
+@pytest.fixture
+def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoStack]:
+    """moto in server mode with Step Functions execution on, provisioned like `make up` does,
+    with a 2-second heartbeat so silence is noticed quickly."""
+    import requests
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("MOTO_PORT", str(port))
+    requests.post(f"{endpoint}/moto-api/config",
+                  json={"stepfunctions": {"execute_state_machine": True}}, timeout=5)
+    try:
+        timing = resources.Timing(heartbeat_seconds=2, job_timeout_seconds=60)
+        yield MotoStack(provision(REGION, "kiln", BUCKET, timing), endpoint)
+    finally:
+        requests.post(f"{endpoint}/moto-api/reset", timeout=5)
+        server.stop()

@@ -70,8 +70,14 @@ def _create_bucket(s3: Any, bucket: str, region: str) -> None:
 
 
 def _drain(sqs: Any, queue_url: str) -> None:
-    while sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
-        sqs.purge_queue(QueueUrl=queue_url)
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        if not messages:
+            return
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _state_machine(sfn: Any, definition: str) -> str:

@@ -1,0 +1,154 @@
+"""The build-host agent against the real state machine on moto server, with the noop backend."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools import Logger
+
+from builders.agent import Agent
+from builders.host_config import HostConfig
+from chalicelib.config import BUILD_EVENTS_QUEUE, build_queue_name
+from tests.conftest import BUCKET, MotoStack, make_archive
+
+
+class Harness:
+    def __init__(self, stack: MotoStack, work_dir: Path) -> None:
+        self.stack = stack
+        self.sqs, self.s3 = stack.client("sqs"), stack.client("s3")
+        self.sfn = stack.client("stepfunctions")
+        self.queue = stack.provisioned.queue_urls[build_queue_name("x86_64")]
+        self.events = stack.provisioned.queue_urls[BUILD_EVENTS_QUEUE]
+        config = HostConfig(arch="x86_64", xname="test-x86", build_queue_url=self.queue,
+                            events_queue_url=self.events, work_dir=work_dir,
+                            heartbeat_seconds=2, region="us-east-1", poll_wait_seconds=1)
+        self.agent = Agent(config, self.sqs, self.s3, self.sfn, Logger(service="test-host"))
+        self.thread = threading.Thread(target=self.agent.run, daemon=True)
+        self.seen: list[dict[str, Any]] = []
+
+    def __enter__(self) -> Harness:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.agent.stop()
+        self.thread.join(timeout=15)
+
+    def start_job(self, recipe_yaml: str, sha256: str | None = None) -> dict[str, Any]:
+        job_id = str(uuid.uuid4())
+        archive = make_archive({"recipe.yaml": recipe_yaml})
+        key = f"recipes/{job_id}/recipe.tar.gz"
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=archive)
+        job = {"job_id": job_id, "tenant": "demo", "arch": "x86_64", "recipe_type": "kiln-noop",
+               "recipe": {"bucket": BUCKET, "key": key,
+                          "sha256": sha256 or hashlib.sha256(archive).hexdigest()},
+               "bucket": BUCKET, "image_id": str(uuid.uuid4()),
+               "image_root_archive_name": "img", "template_dictionary": {"A": "1"},
+               "source_date_epoch": 1700000000}
+        self.sfn.start_execution(stateMachineArn=self.stack.provisioned.state_machine_arn,
+                                 name=job_id, input=json.dumps(job))
+        return job
+
+    def collect(self, seconds: float = 0.0) -> list[dict[str, Any]]:
+        deadline = time.time() + seconds
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.events, MaxNumberOfMessages=10,
+                                           WaitTimeSeconds=1).get("Messages", [])
+            for message in got:
+                self.sqs.delete_message(QueueUrl=self.events,
+                                        ReceiptHandle=message["ReceiptHandle"])
+                self.seen.append(json.loads(message["Body"]))
+            if time.time() >= deadline and not got:
+                return self.seen
+
+    def result(self, job_id: str, timeout: float = 20) -> dict[str, Any]:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for message in self.collect():
+                if message.get("type") == "result" and message["job_id"] == job_id:
+                    return message
+        raise AssertionError(f"no result for {job_id}; saw {self.seen}")
+
+
+@pytest.fixture
+def harness(moto_server: MotoStack, tmp_path: Path) -> Any:
+    with Harness(moto_server, tmp_path) as h:
+        yield h
+
+
+def test_success_publishes_artifacts_manifest_and_log(harness: Harness) -> None:
+    job = harness.start_job("name: hello\n")
+    result = harness.result(job["job_id"])
+    assert result["outcome"] == "success"
+    output = result["output"]
+    assert output["image_id"] == job["image_id"] and output["node"] == "test-x86"
+    manifest = json.loads(harness.s3.get_object(Bucket=BUCKET, Key=output["manifest"]["key"])[
+        "Body"].read())
+    (rootfs,) = manifest["artifacts"]
+    assert rootfs["type"] == "application/vnd.cray.image.rootfs.squashfs"
+    data = harness.s3.get_object(Bucket=BUCKET, Key=f"images/{job['image_id']}/img.squashfs")[
+        "Body"].read()
+    assert hashlib.sha256(data).hexdigest() == rootfs["sha256"] and len(data) == rootfs["size"]
+    assert hashlib.md5(data).hexdigest() == rootfs["md5"]
+    log = harness.s3.get_object(Bucket=BUCKET, Key=output["log_key"])["Body"].read().decode()
+    assert "== building_image" in log
+    statuses = [m["status"] for m in harness.seen
+                if m.get("type") == "progress" and m["job_id"] == job["job_id"]]
+    assert statuses == ["fetching_recipe", "waiting_for_repos", "building_image"]
+    nodes = [m for m in harness.seen if m.get("type") == "node_heartbeat"]
+    assert nodes and "kiln-noop" in nodes[0]["recipe_types"] and nodes[0]["arch"] == "x86_64"
+
+
+def test_build_error_is_answered_with_an_actionable_reason(harness: Harness) -> None:
+    job = harness.start_job('fail: "package foo does not exist"\n')
+    result = harness.result(job["job_id"])
+    assert result["outcome"] == "failure"
+    assert result["error"]["Error"] == "BuildFailed: package foo does not exist"
+    log = harness.s3.get_object(Bucket=BUCKET, Key=f"jobs/{job['job_id']}/build.log")
+    assert b"package foo does not exist" in log["Body"].read()
+
+
+def test_changed_recipe_archive_is_refused(harness: Harness) -> None:
+    job = harness.start_job("name: x\n", sha256="0" * 64)
+    result = harness.result(job["job_id"])
+    assert "changed since it was checked" in result["error"]["Error"]
+
+
+def test_redelivered_finished_job_is_acknowledged_not_rebuilt(harness: Harness) -> None:
+    job = harness.start_job("name: once\n")
+    assert harness.result(job["job_id"])["outcome"] == "success"
+    key = f"images/{job['image_id']}/manifest.json"
+    etag = harness.s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
+    answer = harness.agent.answers.get(job["job_id"])
+    assert answer is not None and answer["outcome"] == "success"
+    # the same message again, as a Retry or an SQS redelivery would bring it
+    harness.sqs.send_message(QueueUrl=harness.queue,
+                             MessageBody=json.dumps({"job": job, "token": "stale-token"}))
+    harness.collect(seconds=3)
+    assert harness.sqs.get_queue_attributes(
+        QueueUrl=harness.queue, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert harness.s3.head_object(Bucket=BUCKET, Key=key)["ETag"] == etag
+    progress = [m for m in harness.seen if m.get("type") == "progress"]
+    assert len(progress) == 3  # one build's worth of progress, not two
+
+
+def test_sigterm_mid_build_sends_no_partial_result(harness: Harness) -> None:
+    job = harness.start_job("sleep: 6\n")
+    deadline = time.time() + 10
+    while time.time() < deadline and not any(
+            m.get("status") == "building_image" for m in harness.collect()):
+        pass
+    harness.agent.stop()
+    harness.thread.join(timeout=10)
+    assert not harness.thread.is_alive()
+    assert harness.agent.answers.get(job["job_id"]) is None
+    results = [m for m in harness.collect(seconds=1) if m.get("type") == "result"]
+    assert results == []

@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from tests.conftest import Kiln
+from tests.ims.helpers import NOOP_RECIPE, V3, public_key, ready_recipe
+
+
+def job_body(recipe: dict, key: dict, **extra: object) -> dict:
+    return {"job_type": "create", "artifact_id": recipe["id"], "public_key_id": key["id"],
+            "image_root_archive_name": "my-image", **extra}
+
+
+@pytest.fixture
+def ready(kiln: Kiln) -> tuple[dict, dict]:
+    kiln.register_host()
+    return ready_recipe(kiln), public_key(kiln)
+
+
+def test_create_job_dispatches_an_execution_named_by_the_job(kiln: Kiln, ready) -> None:
+    recipe, key = ready
+    response = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key))
+    assert response.status_code == 201, response.json_body
+    job = response.json_body
+    assert job["status"] == "creating" and job["arch"] == "x86_64"
+    assert job["resultant_image_id"] is None and job["kernel_file_name"] == "vmlinuz"
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = kiln.provisioned.state_machine_arn.replace(":stateMachine:", ":execution:")
+    execution = sfn.describe_execution(executionArn=f"{arn}:{job['id']}")
+    build_input = json.loads(execution["input"])
+    assert build_input["job_id"] == job["id"] and build_input["recipe_type"] == "kiln-noop"
+    assert build_input["recipe"]["sha256"] == recipe["archive"]["sha256"]
+    for prefix in ("/apis/ims/v3", "/apis/ims", "/apis/ims/v2"):
+        assert kiln.call("GET", f"{prefix}/jobs/{job['id']}").json_body["id"] == job["id"]
+        assert [j["id"] for j in kiln.call("GET", f"{prefix}/jobs").json_body] == [job["id"]]
+
+
+def test_progress_and_result_events_walk_the_job_to_success(kiln: Kiln, ready) -> None:
+    recipe, key = ready
+    job = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key)).json_body
+    seen = []
+    for status in ("fetching_recipe", "waiting_for_repos", "building_image"):
+        kiln.build_events({"type": "progress", "job_id": job["id"], "status": status,
+                           "node": "test-host"})
+        seen.append(kiln.call("GET", f"{V3}/jobs/{job['id']}").json_body["status"])
+    assert seen == ["fetching_recipe", "waiting_for_repos", "building_image"]
+    result = {"type": "result", "outcome": "success", "job_id": job["id"],
+              "output": {"manifest": {"etag": "abc"}, "log_key": "jobs/x/build.log",
+                         "build_seconds": 3.5}}
+    kiln.build_events(result)
+    kiln.build_events(result)  # a duplicate result changes nothing
+    done = kiln.call("GET", f"{V3}/jobs/{job['id']}").json_body
+    assert done["status"] == "success" and done["build_node"] == "test-host"
+    image = kiln.call("GET", f"{V3}/images/{done['resultant_image_id']}").json_body
+    assert image["name"] == "my-image" and image["arch"] == "x86_64"
+    assert image["link"]["path"].endswith(f"images/{image['id']}/manifest.json")
+    assert len(kiln.call("GET", f"{V3}/images").json_body) == 1
+    # a late progress report cannot move a finished job
+    kiln.build_events({"type": "progress", "job_id": job["id"], "status": "building_image"})
+    assert kiln.call("GET", f"{V3}/jobs/{job['id']}").json_body["status"] == "success"
+
+
+def test_failure_result_ends_in_error_with_reason(kiln: Kiln, ready) -> None:
+    recipe, key = ready
+    job = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key)).json_body
+    kiln.build_events({"type": "result", "outcome": "failure", "job_id": job["id"],
+                       "error": {"Error": "BuildFailed: E: Unable to locate package nope"}})
+    done = kiln.call("GET", f"{V3}/jobs/{job['id']}").json_body
+    assert done["status"] == "error" and "Unable to locate package nope" in done["status_reason"]
+    assert done["resultant_image_id"] is None
+
+
+def test_silent_host_failure_is_explained(kiln: Kiln, ready) -> None:
+    recipe, key = ready
+    job = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key)).json_body
+    kiln.build_events({"type": "result", "outcome": "failure", "job_id": job["id"],
+                       "error": {"Error": "States.Timeout", "Cause": ""}})
+    assert "went silent" in kiln.call("GET", f"{V3}/jobs/{job['id']}").json_body["status_reason"]
+
+
+def test_job_fails_fast_when_no_host_serves_the_recipe_type(kiln: Kiln) -> None:
+    kiln.register_host(recipe_types=("kiln-debian",))
+    recipe, key = ready_recipe(kiln), public_key(kiln)
+    response = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key))
+    assert response.status_code == 201
+    job = response.json_body
+    assert job["status"] == "error"
+    assert "no build host can build recipe type 'kiln-noop' for arch 'x86_64'" in job[
+        "status_reason"]
+    assert "x86_64/kiln-debian" in job["status_reason"]
+
+
+def test_job_on_recipe_without_archive_is_422(kiln: Kiln, ready) -> None:
+    _recipe, key = ready
+    bare = kiln.call("POST", f"{V3}/recipes", NOOP_RECIPE).json_body
+    response = kiln.call("POST", f"{V3}/jobs", job_body(bare, key))
+    assert response.status_code == 422
+    assert "awaiting_upload" in response.json_body["detail"]
+    assert kiln.call("GET", f"{V3}/jobs").json_body == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"job_type": "rebuild"}, "job_type"),
+        ({"artifact_id": "not-a-uuid"}, "artifact_id"),
+        ({"artifact_id": "127ee397-1a4d-417f-8db5-3816609c6309"}, "artifact_id"),
+        ({"public_key_id": "127ee397-1a4d-417f-8db5-3816609c6309"}, "public_key_id"),
+        ({"image_root_archive_name": ""}, "image_root_archive_name"),
+        ({"build_env_size": 0}, "build_env_size"),
+        ({"enable_debug": "yes"}, "enable_debug"),
+        ({"job_type": "customize"}, "job_type"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_invalid_job_is_422(kiln: Kiln, ready, change: dict, field: str) -> None:
+    recipe, key = ready
+    response = kiln.call("POST", f"{V3}/jobs", {**job_body(recipe, key), **change})
+    assert response.status_code == 422
+    assert field in response.json_body["errors"]
+    assert kiln.call("GET", f"{V3}/jobs").json_body == []
+
+
+def test_missing_job_fields_and_empty_body(kiln: Kiln) -> None:
+    assert kiln.call("POST", f"{V3}/jobs", None).status_code == 400
+    response = kiln.call("POST", f"{V3}/jobs", {"job_type": "create"})
+    assert response.status_code == 422
+    assert {"artifact_id", "public_key_id", "image_root_archive_name"} <= set(
+        response.json_body["errors"])
+
+
+def test_another_tenants_recipe_or_key_cannot_be_used(kiln: Kiln, ready) -> None:
+    recipe, key = ready
+    other_key = public_key(kiln, tenant="other")
+    assert kiln.call("POST", f"{V3}/jobs", job_body(recipe, other_key)).status_code == 422
+    assert kiln.call("POST", f"{V3}/jobs", job_body(recipe, key), tenant="other"
+                     ).status_code == 422
+
+
+def test_jobs_are_tenant_scoped(kiln: Kiln, ready) -> None:
+    recipe, key = ready
+    job = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key)).json_body
+    assert kiln.call("GET", f"{V3}/jobs/{job['id']}", tenant="other").status_code == 404
+    assert kiln.call("GET", f"{V3}/jobs", tenant="other").json_body == []
+    assert len(kiln.call("GET", f"{V3}/jobs", role="admin", tenant="ops").json_body) == 1
+
+
+def test_patch_job_is_for_the_worker_role_only(kiln: Kiln, ready) -> None:
+    recipe, key = ready
+    job = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key)).json_body
+    path = f"{V3}/jobs/{job['id']}"
+    assert kiln.call("PATCH", path, {"status": "fetching_recipe"}).status_code == 403
+    assert kiln.call("PATCH", path, {"status": "fetching_recipe"}, role="admin"
+                     ).status_code == 403
+    moved = kiln.call("PATCH", path, {"status": "fetching_recipe"}, role="worker")
+    assert moved.status_code == 200 and moved.json_body["status"] == "fetching_recipe"
+    assert kiln.call("PATCH", path, {"status": "creating"}, role="worker").status_code == 422
+    assert kiln.call("PATCH", path, {"status": "done"}, role="worker").status_code == 422
+    assert kiln.call("PATCH", path, None, role="worker").status_code == 400
+    unknown = f"{V3}/jobs/d77ef3de-5400-482e-a579-88114b8bf2d2"
+    assert kiln.call("PATCH", unknown, {"status": "error"}, role="worker").status_code == 404
+
+
+def test_unknown_job_is_404(kiln: Kiln) -> None:
+    response = kiln.call("GET", f"{V3}/jobs/d77ef3de-5400-482e-a579-88114b8bf2d2")
+    assert response.status_code == 404 and response.json_body["status"] == 404
