@@ -12,7 +12,7 @@ from chalicelib.container import container
 from chalicelib.faces.ims import images, jobs, public_keys, recipes, service
 from chalicelib.handlers import build_events, cleanup, upload_events
 
-app = Chalice(app_name="kiln")
+app = Chalice(app_name="kiln", configure_logs=False)  # Powertools logs as "kiln"
 app.register_middleware(observability.middleware, "all")
 for face in (recipes, public_keys, images, jobs, service):
     app.register_blueprint(face.bp)

@@ -50,7 +50,9 @@ class Agent:
         self.stopping = threading.Event()
         self.current_job: str | None = None
         self.recipe_types = sorted(
-            t for b in available_backends() if not b.unavailable_reason(config.arch)
+            t
+            for b in available_backends()
+            if not b.unavailable_reason(config.arch)
             for t in b.recipe_types
         )
 
@@ -61,15 +63,18 @@ class Agent:
     def run(self) -> None:
         self.announce()
         threading.Thread(target=self._announce_loop, name="node-heartbeat", daemon=True).start()
-        self.log.info("polling", extra={"queue": self.config.build_queue_url,
-                                        "recipe_types": self.recipe_types})
+        self.log.info(
+            "polling",
+            extra={"queue": self.config.build_queue_url, "recipe_types": self.recipe_types},
+        )
         while not self.stopping.is_set():
             self.poll_once()
         self.log.info("stopped")
 
     def announce(self) -> None:
-        self.reporter.node_heartbeat(self.config.arch, self.recipe_types, self.current_job,
-                                     time.time())
+        self.reporter.node_heartbeat(
+            self.config.arch, self.recipe_types, self.current_job, time.time()
+        )
 
     def _announce_loop(self) -> None:
         while not self.stopping.wait(self.config.node_heartbeat_seconds):
@@ -105,8 +110,14 @@ class Agent:
         self.announce()
         beat_stop = threading.Event()
         threading.Thread(target=self._beat, args=(token, beat_stop), daemon=True).start()
-        run = JobRun(job, self.reporter, self._s3, self.config.work_dir, self.config.arch,
-                     self.stopping.is_set)
+        run = JobRun(
+            job,
+            self.reporter,
+            self._s3,
+            self.config.work_dir,
+            self.config.arch,
+            self.stopping.is_set,
+        )
         try:
             answer = self._execute(run)
         finally:
@@ -166,8 +177,9 @@ def main() -> None:
     session = boto3.session.Session(region_name=config.region)
     logger = Logger(service="kiln-build-host")
     logger.append_keys(xname=config.xname, arch=config.arch)
-    agent = Agent(config, session.client("sqs"), session.client("s3"),
-                  session.client("stepfunctions"), logger)
+    agent = Agent(
+        config, session.client("sqs"), session.client("s3"), session.client("stepfunctions"), logger
+    )
     signal.signal(signal.SIGTERM, agent.stop)
     signal.signal(signal.SIGINT, agent.stop)
     agent.run()

@@ -21,8 +21,15 @@ class Stopped(Exception):
 
 
 class JobRun:
-    def __init__(self, job: dict[str, Any], reporter: Reporter, s3: Any, work_root: Path,
-                 arch: str, should_stop: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        job: dict[str, Any],
+        reporter: Reporter,
+        s3: Any,
+        work_root: Path,
+        arch: str,
+        should_stop: Callable[[], bool],
+    ) -> None:
         self.job = job
         self.job_id: str = job["job_id"]
         self._reporter, self._s3 = reporter, s3

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,29 @@ class Reporter:
         self._sqs.send_message(QueueUrl=self._events, MessageBody=json.dumps(message))
 
     def progress(self, job_id: str, status: str) -> None:
-        self.event({"type": "progress", "job_id": job_id, "status": status, "node": self.xname})
+        self.event(
+            {
+                "type": "progress",
+                "job_id": job_id,
+                "status": status,
+                "node": self.xname,
+                "time": time.time(),
+            }
+        )
 
-    def node_heartbeat(self, arch: str, recipe_types: list[str], current_job: str | None,
-                       now: float) -> None:
-        self.event({"type": "node_heartbeat", "xname": self.xname, "arch": arch,
-                    "recipe_types": recipe_types, "current_job": current_job, "time": now})
+    def node_heartbeat(
+        self, arch: str, recipe_types: list[str], current_job: str | None, now: float
+    ) -> None:
+        self.event(
+            {
+                "type": "node_heartbeat",
+                "xname": self.xname,
+                "arch": arch,
+                "recipe_types": recipe_types,
+                "current_job": current_job,
+                "time": now,
+            }
+        )
 
     # -- S3 ---------------------------------------------------------------------------------
     def upload(self, bucket: str, key: str, path: Path, content_type: str) -> dict[str, Any]:
@@ -50,8 +68,14 @@ class Reporter:
         etag = self._s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
         return {"link": {"path": f"s3://{bucket}/{key}", "etag": etag, "type": "s3"}, **facts}
 
-    def publish_image(self, bucket: str, image_id: str, job: dict[str, Any],
-                      artifacts: list[Artifact], work_dir: Path) -> dict[str, Any]:
+    def publish_image(
+        self,
+        bucket: str,
+        image_id: str,
+        job: dict[str, Any],
+        artifacts: list[Artifact],
+        work_dir: Path,
+    ) -> dict[str, Any]:
         """Upload the artifacts and an IMS-style manifest.json listing each of them."""
         listed = []
         for artifact in artifacts:
@@ -60,7 +84,7 @@ class Reporter:
             listed.append({"name": artifact.path.name, "type": artifact.type, **uploaded})
         manifest = {
             "version": "1.0",
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(),
             "image_id": image_id,
             "job_id": job["job_id"],
             "arch": job["arch"],
@@ -68,16 +92,22 @@ class Reporter:
         }
         manifest_path = work_dir / "manifest.json"
         manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        uploaded = self.upload(bucket, f"images/{image_id}/manifest.json", manifest_path,
-                               "application/json")
-        return {"key": f"images/{image_id}/manifest.json", "etag": uploaded["link"]["etag"],
-                "sha256": uploaded["sha256"], "artifacts": len(listed)}
+        uploaded = self.upload(
+            bucket, f"images/{image_id}/manifest.json", manifest_path, "application/json"
+        )
+        return {
+            "key": f"images/{image_id}/manifest.json",
+            "etag": uploaded["link"]["etag"],
+            "sha256": uploaded["sha256"],
+            "artifacts": len(listed),
+        }
 
     # -- Step Functions -----------------------------------------------------------------------
     def heartbeat(self, token: str) -> None:
         self._sfn.send_task_heartbeat(taskToken=token)
 
     def succeed(self, token: str, output: dict[str, Any]) -> None:
+        output = {**output, "answered_at": time.time()}
         self._sfn.send_task_success(taskToken=token, output=json.dumps(output))
 
     def fail(self, token: str, error: str) -> None:

@@ -82,11 +82,19 @@ class Kiln:
             "Content-Type": "application/json",
         }
 
-    def call(self, method: str, path: str, body: Any = None, tenant: str = "demo",
-             role: str = "user", headers: dict[str, str] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        tenant: str = "demo",
+        role: str = "user",
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         payload = None if body is None else (body if isinstance(body, str) else json.dumps(body))
         return getattr(self.client.http, method.lower())(
-            path, headers=headers if headers is not None else self.headers(tenant, role),
+            path,
+            headers=headers if headers is not None else self.headers(tenant, role),
             body=payload,
         )
 
@@ -102,10 +110,20 @@ class Kiln:
         )
         self.client.lambda_.invoke("on_upload_event", event)
 
-    def register_host(self, arch: str = "x86_64", recipe_types: tuple[str, ...] = (
-            "kiln-debian", "kiln-noop"), xname: str = "test-host") -> None:
-        self.build_events({"type": "node_heartbeat", "xname": xname, "arch": arch,
-                           "recipe_types": list(recipe_types)})
+    def register_host(
+        self,
+        arch: str = "x86_64",
+        recipe_types: tuple[str, ...] = ("kiln-debian", "kiln-noop"),
+        xname: str = "test-host",
+    ) -> None:
+        self.build_events(
+            {
+                "type": "node_heartbeat",
+                "xname": xname,
+                "arch": arch,
+                "recipe_types": list(recipe_types),
+            }
+        )
 
 
 @pytest.fixture
@@ -119,7 +137,9 @@ def kiln(aws: Provisioned, signing_keys: tuple[bytes, str]) -> Iterator[Kiln]:
     container_module._current.clear()
 
 
-def make_archive(files: dict[str, bytes | str], extra: list[tarfile.TarInfo] | None = None) -> bytes:
+def make_archive(
+    files: dict[str, bytes | str], extra: list[tarfile.TarInfo] | None = None
+) -> bytes:
     """A tar.gz with the given files (and any hand-made members, for the unsafe cases)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -176,8 +196,11 @@ def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto
     endpoint = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("MOTO_PORT", str(port))
-    requests.post(f"{endpoint}/moto-api/config",
-                  json={"stepfunctions": {"execute_state_machine": True}}, timeout=5)
+    requests.post(
+        f"{endpoint}/moto-api/config",
+        json={"stepfunctions": {"execute_state_machine": True}},
+        timeout=5,
+    )
     try:
         timing = resources.Timing(heartbeat_seconds=2, job_timeout_seconds=60)
         yield MotoStack(provision(REGION, "kiln", BUCKET, timing), endpoint)

@@ -117,6 +117,8 @@ class JobModel(TenantRecord):
     build_node = UnicodeAttribute(null=True)
     build_log_key = UnicodeAttribute(null=True)
     finished = UnicodeAttribute(null=True)
+    host_started = NumberAttribute(null=True)  # epoch seconds, the host's first progress report
+    host_answered = NumberAttribute(null=True)  # epoch seconds, when the host sent its result
     version = VersionAttribute()
 
 

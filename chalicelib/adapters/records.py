@@ -18,7 +18,7 @@ M = TypeVar("M", bound=Model)
 
 
 def utc_now() -> str:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     return now.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 

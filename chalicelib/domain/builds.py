@@ -37,8 +37,16 @@ CREATE_FIELDS = (
     "require_dkms",
 )
 READ_ONLY = (
-    "id", "created", "status", "kubernetes_job", "kubernetes_service", "kubernetes_configmap",
-    "kubernetes_namespace", "resultant_image_id", "arch", "ssh_containers",
+    "id",
+    "created",
+    "status",
+    "kubernetes_job",
+    "kubernetes_service",
+    "kubernetes_configmap",
+    "kubernetes_namespace",
+    "resultant_image_id",
+    "arch",
+    "ssh_containers",
 )
 
 
@@ -190,13 +198,15 @@ def _update(job_id: str, change: Callable[[JobModel], None]) -> JobModel:
     raise Conflict(f"job {job_id} kept changing; retry")
 
 
-def record_progress(job_id: str, status: str, node: str | None) -> str:
+def record_progress(job_id: str, status: str, node: str | None, at: float | None) -> str:
     """A host reported progress. Late or repeated reports change nothing."""
     outcome = {"value": "unchanged"}
 
     def change(job: JobModel) -> None:
         if node:
             job.build_node = node
+        if at and job.host_started is None:
+            job.host_started = at
         if status != job.status and can_move(JOB_TRANSITIONS, job.status, status):
             job.status = status
             outcome["value"] = status
@@ -240,6 +250,7 @@ def succeeded(job_id: str, output: dict[str, Any], store: ArtifactStore) -> str:
         resultant_image_id=image_id,
         build_log_key=output.get("log_key"),
         build_node=output.get("node") or job.build_node,
+        host_answered=output.get("answered_at"),
     )
     observability.count("JobsSucceeded")
     observability.seconds("BuildSeconds", float(output.get("build_seconds", 0)))

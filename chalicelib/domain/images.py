@@ -18,7 +18,9 @@ KIND = "image"
 
 def create(principal: Principal, body: Any, store: ArtifactStore) -> ImageModel:
     check = BodyCheck(
-        require_object(body), known=("name", "link", "arch", "metadata"), read_only=("id", "created")
+        require_object(body),
+        known=("name", "link", "arch", "metadata"),
+        read_only=("id", "created"),
     )
     name = check.string("name", required=True, min_len=1)
     arch = check.choice("arch", ARCHES)

@@ -23,7 +23,9 @@ KIND = "public-key"
 
 
 def create(principal: Principal, body: Any) -> PublicKeyModel:
-    check = BodyCheck(require_object(body), known=("name", "public_key"), read_only=("id", "created"))
+    check = BodyCheck(
+        require_object(body), known=("name", "public_key"), read_only=("id", "created")
+    )
     name = check.string("name", required=True, min_len=1)
     public_key = check.string("public_key", required=True, min_len=1)
     if public_key and public_key.split(" ", 1)[0] not in KEY_TYPES:

@@ -29,8 +29,15 @@ def create(
 ) -> RecipeModel:
     check = BodyCheck(
         require_object(body),
-        known=("name", "recipe_type", "linux_distribution", "link", "template_dictionary",
-               "arch", "require_dkms"),
+        known=(
+            "name",
+            "recipe_type",
+            "linux_distribution",
+            "link",
+            "template_dictionary",
+            "arch",
+            "require_dkms",
+        ),
         read_only=READ_ONLY,
     )
     recipe = RecipeModel()
@@ -115,8 +122,9 @@ def _adopt_link(
         )
     except ArchiveRejected as exc:
         raise Invalid(f"recipe archive rejected: {exc}", {"link": [str(exc)]}) from exc
-    _mark_ready(recipe, store.url(key), str(head.get("ETag", "")).strip('"'), facts.sha256,
-                facts.size)
+    _mark_ready(
+        recipe, store.url(key), str(head.get("ETag", "")).strip('"'), facts.sha256, facts.size
+    )
 
 
 def _mark_ready(recipe: RecipeModel, path: str, etag: str, sha256: str, size: int) -> None:

@@ -98,7 +98,7 @@ class BodyCheck:
             for item in value
         )
         if not ok:
-            self.fail(field, "Must be a list of {\"key\": string, \"value\": string}.")
+            self.fail(field, 'Must be a list of {"key": string, "value": string}.')
             return None
         return [{"key": item["key"], "value": item["value"]} for item in value]
 

@@ -31,12 +31,16 @@ def handle_one(message: dict[str, Any], box: Container) -> str:
     observability.correlate(job_id)
     log = observability.logger()
     if kind == "progress" and job_id:
-        outcome = builds.record_progress(job_id, str(message.get("status")), message.get("node"))
+        outcome = builds.record_progress(
+            job_id, str(message.get("status")), message.get("node"), message.get("time")
+        )
     elif kind == "result" and job_id and message.get("outcome") == "success":
         outcome = builds.succeeded(job_id, message.get("output") or {}, box.artifacts)
     elif kind == "result" and job_id:
         error = message.get("error") or {}
-        outcome = builds.failed(job_id, str(error.get("Error") or "build failed"), error.get("Cause"))
+        outcome = builds.failed(
+            job_id, str(error.get("Error") or "build failed"), error.get("Cause")
+        )
     elif kind == "node_heartbeat":
         build_nodes.heartbeat(
             str(message["xname"]),

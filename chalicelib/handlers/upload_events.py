@@ -38,6 +38,8 @@ def handle(bodies: Iterable[str], box: Container) -> list[dict[str, Any]]:
                 log.warning("upload event for a foreign bucket ignored", extra={"bucket": bucket})
                 continue
             recipe_id, outcome = recipes.archive_uploaded(key, etag, box.artifacts, box.settings)
-            log.info("upload checked", extra={"key": key, "recipe_id": recipe_id, "outcome": outcome})
+            log.info(
+                "upload checked", extra={"key": key, "recipe_id": recipe_id, "outcome": outcome}
+            )
             outcomes.append({"key": key, "recipe_id": recipe_id, "outcome": outcome})
     return outcomes

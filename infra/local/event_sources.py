@@ -35,8 +35,15 @@ def _handler(app_module: ModuleType, handler_string: str) -> Handler:
 class SqsPoller(threading.Thread):
     """Long-polls one queue and hands each batch to its handler; deletes it when that returns."""
 
-    def __init__(self, queue_url: str, queue_arn: str, handler: Handler, batch_size: int,
-                 stop: threading.Event, region: str) -> None:
+    def __init__(
+        self,
+        queue_url: str,
+        queue_arn: str,
+        handler: Handler,
+        batch_size: int,
+        stop: threading.Event,
+        region: str,
+    ) -> None:
         super().__init__(name=f"poll-{queue_url.rsplit('/', 1)[-1]}", daemon=True)
         self._url, self._arn, self._handler = queue_url, queue_arn, handler
         self._batch, self._stop, self._region = batch_size, stop, region
@@ -63,8 +70,9 @@ class SqsPoller(threading.Thread):
         self._handler(event, lambda_context(self.name))
         self._sqs.delete_message_batch(
             QueueUrl=self._url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                     for i, m in enumerate(messages)],
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
         )
         return len(messages)
 
@@ -91,17 +99,29 @@ class Schedule(threading.Thread):
 
     def run(self) -> None:
         while not self._stop.wait(self._interval):
-            event = {"id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source":
-                     "aws.events", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ"), "resources": [],
-                     "region": "local", "account": "123456789012", "detail": {}}
+            event = {
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "resources": [],
+                "region": "local",
+                "account": "123456789012",
+                "detail": {},
+            }
             try:
                 self._handler(event, lambda_context("schedule"))
             except Exception:
                 log.exception("scheduled handler failed")
 
 
-def start(app_module: ModuleType, queue_urls: dict[str, str], region: str,
-          schedule_seconds: float, stop: threading.Event) -> list[threading.Thread]:
+def start(
+    app_module: ModuleType,
+    queue_urls: dict[str, str],
+    region: str,
+    schedule_seconds: float,
+    stop: threading.Event,
+) -> list[threading.Thread]:
     """One poller per on_sqs_message handler, one timer per schedule handler."""
     sqs = boto3.client("sqs", region_name=region)
     threads: list[threading.Thread] = []
@@ -110,8 +130,11 @@ def start(app_module: ModuleType, queue_urls: dict[str, str], region: str,
         if isinstance(source, SQSEventConfig):
             url = queue_urls[source.queue]
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-            threads.append(SqsPoller(url, arn["Attributes"]["QueueArn"], handler,
-                                     source.batch_size, stop, region))
+            threads.append(
+                SqsPoller(
+                    url, arn["Attributes"]["QueueArn"], handler, source.batch_size, stop, region
+                )
+            )
         elif isinstance(source, CloudWatchEventConfig):
             threads.append(Schedule(handler, schedule_seconds, stop))
     for thread in threads:

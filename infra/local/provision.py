@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -20,9 +21,7 @@ class Provisioned:
     tables: list[str]
 
 
-def provision(
-    region: str, table_prefix: str, bucket: str, timing: resources.Timing
-) -> Provisioned:
+def provision(region: str, table_prefix: str, bucket: str, timing: resources.Timing) -> Provisioned:
     session = boto3.session.Session(region_name=region)
     dynamodb, s3, sqs = session.client("dynamodb"), session.client("s3"), session.client("sqs")
     sfn = session.client("stepfunctions")
@@ -63,10 +62,8 @@ def _create_bucket(s3: Any, bucket: str, region: str) -> None:
     kwargs: dict[str, Any] = {"Bucket": bucket}
     if region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-    try:
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(**kwargs)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
 
 
 def _drain(sqs: Any, queue_url: str) -> None:
@@ -83,7 +80,9 @@ def _drain(sqs: Any, queue_url: str) -> None:
 def _state_machine(sfn: Any, definition: str) -> str:
     for machine in sfn.list_state_machines()["stateMachines"]:
         if machine["name"] == resources.STATE_MACHINE_NAME:
-            sfn.update_state_machine(stateMachineArn=machine["stateMachineArn"], definition=definition)
+            sfn.update_state_machine(
+                stateMachineArn=machine["stateMachineArn"], definition=definition
+            )
             return str(machine["stateMachineArn"])
     created = sfn.create_state_machine(
         name=resources.STATE_MACHINE_NAME, definition=definition, roleArn=ROLE_ARN

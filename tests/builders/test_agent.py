@@ -26,9 +26,16 @@ class Harness:
         self.sfn = stack.client("stepfunctions")
         self.queue = stack.provisioned.queue_urls[build_queue_name("x86_64")]
         self.events = stack.provisioned.queue_urls[BUILD_EVENTS_QUEUE]
-        config = HostConfig(arch="x86_64", xname="test-x86", build_queue_url=self.queue,
-                            events_queue_url=self.events, work_dir=work_dir,
-                            heartbeat_seconds=2, region="us-east-1", poll_wait_seconds=1)
+        config = HostConfig(
+            arch="x86_64",
+            xname="test-x86",
+            build_queue_url=self.queue,
+            events_queue_url=self.events,
+            work_dir=work_dir,
+            heartbeat_seconds=2,
+            region="us-east-1",
+            poll_wait_seconds=1,
+        )
         self.agent = Agent(config, self.sqs, self.s3, self.sfn, Logger(service="test-host"))
         self.thread = threading.Thread(target=self.agent.run, daemon=True)
         self.seen: list[dict[str, Any]] = []
@@ -46,24 +53,39 @@ class Harness:
         archive = make_archive({"recipe.yaml": recipe_yaml})
         key = f"recipes/{job_id}/recipe.tar.gz"
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=archive)
-        job = {"job_id": job_id, "tenant": "demo", "arch": "x86_64", "recipe_type": "kiln-noop",
-               "recipe": {"bucket": BUCKET, "key": key,
-                          "sha256": sha256 or hashlib.sha256(archive).hexdigest()},
-               "bucket": BUCKET, "image_id": str(uuid.uuid4()),
-               "image_root_archive_name": "img", "template_dictionary": {"A": "1"},
-               "source_date_epoch": 1700000000}
-        self.sfn.start_execution(stateMachineArn=self.stack.provisioned.state_machine_arn,
-                                 name=job_id, input=json.dumps(job))
+        job = {
+            "job_id": job_id,
+            "tenant": "demo",
+            "arch": "x86_64",
+            "recipe_type": "kiln-noop",
+            "recipe": {
+                "bucket": BUCKET,
+                "key": key,
+                "sha256": sha256 or hashlib.sha256(archive).hexdigest(),
+            },
+            "bucket": BUCKET,
+            "image_id": str(uuid.uuid4()),
+            "image_root_archive_name": "img",
+            "template_dictionary": {"A": "1"},
+            "source_date_epoch": 1700000000,
+        }
+        self.sfn.start_execution(
+            stateMachineArn=self.stack.provisioned.state_machine_arn,
+            name=job_id,
+            input=json.dumps(job),
+        )
         return job
 
     def collect(self, seconds: float = 0.0) -> list[dict[str, Any]]:
         deadline = time.time() + seconds
         while True:
-            got = self.sqs.receive_message(QueueUrl=self.events, MaxNumberOfMessages=10,
-                                           WaitTimeSeconds=1).get("Messages", [])
+            got = self.sqs.receive_message(
+                QueueUrl=self.events, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
             for message in got:
-                self.sqs.delete_message(QueueUrl=self.events,
-                                        ReceiptHandle=message["ReceiptHandle"])
+                self.sqs.delete_message(
+                    QueueUrl=self.events, ReceiptHandle=message["ReceiptHandle"]
+                )
                 self.seen.append(json.loads(message["Body"]))
             if time.time() >= deadline and not got:
                 return self.seen
@@ -89,18 +111,23 @@ def test_success_publishes_artifacts_manifest_and_log(harness: Harness) -> None:
     assert result["outcome"] == "success"
     output = result["output"]
     assert output["image_id"] == job["image_id"] and output["node"] == "test-x86"
-    manifest = json.loads(harness.s3.get_object(Bucket=BUCKET, Key=output["manifest"]["key"])[
-        "Body"].read())
+    manifest = json.loads(
+        harness.s3.get_object(Bucket=BUCKET, Key=output["manifest"]["key"])["Body"].read()
+    )
     (rootfs,) = manifest["artifacts"]
     assert rootfs["type"] == "application/vnd.cray.image.rootfs.squashfs"
     data = harness.s3.get_object(Bucket=BUCKET, Key=f"images/{job['image_id']}/img.squashfs")[
-        "Body"].read()
+        "Body"
+    ].read()
     assert hashlib.sha256(data).hexdigest() == rootfs["sha256"] and len(data) == rootfs["size"]
     assert hashlib.md5(data).hexdigest() == rootfs["md5"]
     log = harness.s3.get_object(Bucket=BUCKET, Key=output["log_key"])["Body"].read().decode()
     assert "== building_image" in log
-    statuses = [m["status"] for m in harness.seen
-                if m.get("type") == "progress" and m["job_id"] == job["job_id"]]
+    statuses = [
+        m["status"]
+        for m in harness.seen
+        if m.get("type") == "progress" and m["job_id"] == job["job_id"]
+    ]
     assert statuses == ["fetching_recipe", "waiting_for_repos", "building_image"]
     nodes = [m for m in harness.seen if m.get("type") == "node_heartbeat"]
     assert nodes and "kiln-noop" in nodes[0]["recipe_types"] and nodes[0]["arch"] == "x86_64"
@@ -129,12 +156,16 @@ def test_redelivered_finished_job_is_acknowledged_not_rebuilt(harness: Harness) 
     answer = harness.agent.answers.get(job["job_id"])
     assert answer is not None and answer["outcome"] == "success"
     # the same message again, as a Retry or an SQS redelivery would bring it
-    harness.sqs.send_message(QueueUrl=harness.queue,
-                             MessageBody=json.dumps({"job": job, "token": "stale-token"}))
+    harness.sqs.send_message(
+        QueueUrl=harness.queue, MessageBody=json.dumps({"job": job, "token": "stale-token"})
+    )
     harness.collect(seconds=3)
-    assert harness.sqs.get_queue_attributes(
-        QueueUrl=harness.queue, AttributeNames=["ApproximateNumberOfMessages"]
-    )["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert (
+        harness.sqs.get_queue_attributes(
+            QueueUrl=harness.queue, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        == "0"
+    )
     assert harness.s3.head_object(Bucket=BUCKET, Key=key)["ETag"] == etag
     progress = [m for m in harness.seen if m.get("type") == "progress"]
     assert len(progress) == 3  # one build's worth of progress, not two
@@ -144,7 +175,8 @@ def test_sigterm_mid_build_sends_no_partial_result(harness: Harness) -> None:
     job = harness.start_job("sleep: 6\n")
     deadline = time.time() + 10
     while time.time() < deadline and not any(
-            m.get("status") == "building_image" for m in harness.collect()):
+        m.get("status") == "building_image" for m in harness.collect()
+    ):
         pass
     harness.agent.stop()
     harness.thread.join(timeout=10)

@@ -20,8 +20,14 @@ def deliver_uploads(kiln: Kiln) -> int:
     url = kiln.provisioned.queue_urls[UPLOAD_EVENTS_QUEUE]
     import threading
 
-    poller = SqsPoller(url, "arn:aws:sqs:us-east-1:123456789012:" + UPLOAD_EVENTS_QUEUE,
-                       app_module.on_upload_event, 10, threading.Event(), "us-east-1")
+    poller = SqsPoller(
+        url,
+        "arn:aws:sqs:us-east-1:123456789012:" + UPLOAD_EVENTS_QUEUE,
+        app_module.on_upload_event,
+        10,
+        threading.Event(),
+        "us-east-1",
+    )
     return poller.poll_once()
 
 
@@ -48,9 +54,16 @@ def test_upload_makes_the_recipe_usable(kiln: Kiln) -> None:
     assert recipe["archive"]["size"] == len(archive)
     kiln.register_host()
     key = public_key(kiln)
-    job = kiln.call("POST", f"{V3}/jobs", {"job_type": "create", "artifact_id": recipe_id,
-                                           "public_key_id": key["id"],
-                                           "image_root_archive_name": "x"})
+    job = kiln.call(
+        "POST",
+        f"{V3}/jobs",
+        {
+            "job_type": "create",
+            "artifact_id": recipe_id,
+            "public_key_id": key["id"],
+            "image_root_archive_name": "x",
+        },
+    )
     assert job.status_code == 201
 
 
@@ -59,9 +72,11 @@ def test_duplicate_events_change_nothing(kiln: Kiln) -> None:
     first = upload(kiln, recipe_id, make_archive({"recipe.yaml": "a: 1\n"}))
     s3 = boto3.client("s3", region_name="us-east-1")
     head = s3.head_object(Bucket="kiln-artifacts", Key=f"recipes/{recipe_id}/recipe.tar.gz")
-    event = ('{"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": '
-             f'"kiln-artifacts"}}, "object": {{"key": "recipes/{recipe_id}/recipe.tar.gz", '
-             f'"eTag": {head["ETag"]}}}}}}}]}}')
+    event = (
+        '{"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": '
+        f'"kiln-artifacts"}}, "object": {{"key": "recipes/{recipe_id}/recipe.tar.gz", '
+        f'"eTag": {head["ETag"]}}}}}}}]}}'
+    )
     kiln.upload_events(event, event)
     assert kiln.call("GET", f"{V3}/recipes/{recipe_id}").json_body == first
 
@@ -86,16 +101,28 @@ def _device() -> tarfile.TarInfo:
         (make_archive({"recipe.yaml": "x", "a/../../x": "x"}), "'..'"),
         (make_archive({"recipe.yaml": "x"}, [_link("l", "/etc/passwd")]), "absolute path"),
         (make_archive({"recipe.yaml": "x"}, [_link("a/l", "../../x")]), "outside the archive"),
-        (make_archive({"recipe.yaml": "x"}, [_link("h", "../x", symbolic=False)]),
-         "outside the archive"),
+        (
+            make_archive({"recipe.yaml": "x"}, [_link("h", "../x", symbolic=False)]),
+            "outside the archive",
+        ),
         (make_archive({"recipe.yaml": "x"}, [_device()]), "device"),
         (make_archive({"readme": "x"}), "needs recipe.yaml"),
         (make_archive({f"f{i}": "x" for i in range(2001)}), "more than 2000 members"),
         (b"this is not gzip", "not a readable tar.gz"),
         (b"", "not a readable tar.gz"),
     ],
-    ids=["absolute", "dotdot", "abs-symlink", "escaping-symlink", "escaping-hardlink", "device",
-         "no-entry-file", "too-many", "not-gzip", "empty"],
+    ids=[
+        "absolute",
+        "dotdot",
+        "abs-symlink",
+        "escaping-symlink",
+        "escaping-hardlink",
+        "device",
+        "no-entry-file",
+        "too-many",
+        "not-gzip",
+        "empty",
+    ],
 )
 def test_unsafe_archive_is_marked_invalid_and_jobs_refuse_it(
     kiln: Kiln, archive: bytes, reason: str
@@ -107,9 +134,16 @@ def test_unsafe_archive_is_marked_invalid_and_jobs_refuse_it(
     assert "link" not in recipe
     kiln.register_host()
     key = public_key(kiln)
-    job = kiln.call("POST", f"{V3}/jobs", {"job_type": "create", "artifact_id": recipe_id,
-                                           "public_key_id": key["id"],
-                                           "image_root_archive_name": "x"})
+    job = kiln.call(
+        "POST",
+        f"{V3}/jobs",
+        {
+            "job_type": "create",
+            "artifact_id": recipe_id,
+            "public_key_id": key["id"],
+            "image_root_archive_name": "x",
+        },
+    )
     assert job.status_code == 422 and reason in job.json_body["detail"]
 
 
@@ -129,14 +163,20 @@ def test_oversized_archive_is_invalid(kiln: Kiln, monkeypatch: pytest.MonkeyPatc
 def test_good_upload_after_a_bad_one_recovers(kiln: Kiln) -> None:
     recipe_id = new_recipe(kiln)
     assert upload(kiln, recipe_id, b"junk")["archive"]["status"] == "invalid"
-    assert upload(kiln, recipe_id, make_archive({"recipe.yaml": "ok"}))["archive"][
-        "status"] == "ready"
+    assert (
+        upload(kiln, recipe_id, make_archive({"recipe.yaml": "ok"}))["archive"]["status"] == "ready"
+    )
 
 
 def test_events_for_other_keys_and_test_events_are_ignored(kiln: Kiln) -> None:
     recipe_id = new_recipe(kiln)
-    kiln.upload_events('{"Service": "Amazon S3", "Event": "s3:TestEvent"}', "not json",
-                       '{"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": '
-                       '{"name": "kiln-artifacts"}, "object": {"key": "recipes/zzz/x.tgz"}}}]}')
-    assert kiln.call("GET", f"{V3}/recipes/{recipe_id}").json_body["archive"][
-        "status"] == "awaiting_upload"
+    kiln.upload_events(
+        '{"Service": "Amazon S3", "Event": "s3:TestEvent"}',
+        "not json",
+        '{"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": '
+        '{"name": "kiln-artifacts"}, "object": {"key": "recipes/zzz/x.tgz"}}}]}',
+    )
+    assert (
+        kiln.call("GET", f"{V3}/recipes/{recipe_id}").json_body["archive"]["status"]
+        == "awaiting_upload"
+    )

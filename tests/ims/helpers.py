@@ -10,7 +10,9 @@ import requests
 from tests.conftest import Kiln, make_archive
 
 V3 = "/apis/ims/v3"
-SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKilnTestKeyOnlyForTestsAAAAAAAAAAAAAAAAAAAA kiln@test"
+SSH_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKilnTestKeyOnlyForTestsAAAAAAAAAAAAAAAAAAAA kiln@test"
+)
 NOOP_RECIPE = {"name": "noop", "recipe_type": "kiln-noop", "linux_distribution": "debian12"}
 
 
@@ -20,8 +22,12 @@ def put_object(kiln: Kiln, key: str, data: bytes) -> str:
     return f"s3://{kiln.provisioned.bucket}/{key}"
 
 
-def ready_recipe(kiln: Kiln, tenant: str = "demo", body: dict[str, Any] | None = None,
-                 files: dict[str, bytes | str] | None = None) -> dict[str, Any]:
+def ready_recipe(
+    kiln: Kiln,
+    tenant: str = "demo",
+    body: dict[str, Any] | None = None,
+    files: dict[str, bytes | str] | None = None,
+) -> dict[str, Any]:
     """A recipe created with IMS's own way: POST with a link to an uploaded archive."""
     recipe = dict(body or NOOP_RECIPE)
     archive = make_archive(files or {"recipe.yaml": "name: noop\n"})
@@ -33,8 +39,9 @@ def ready_recipe(kiln: Kiln, tenant: str = "demo", body: dict[str, Any] | None =
 
 
 def public_key(kiln: Kiln, tenant: str = "demo") -> dict[str, Any]:
-    response = kiln.call("POST", f"{V3}/public-keys", {"name": "k", "public_key": SSH_KEY},
-                         tenant=tenant)
+    response = kiln.call(
+        "POST", f"{V3}/public-keys", {"name": "k", "public_key": SSH_KEY}, tenant=tenant
+    )
     assert response.status_code == 201, response.body
     return dict(response.json_body)
 

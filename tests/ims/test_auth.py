@@ -10,8 +10,14 @@ from tests.conftest import Kiln
 from tests.ims.helpers import NOOP_RECIPE, V3, public_key, ready_recipe
 
 PROTECTED = [
-    ("GET", "/recipes"), ("POST", "/recipes"), ("GET", "/public-keys"), ("POST", "/public-keys"),
-    ("GET", "/images"), ("POST", "/images"), ("GET", "/jobs"), ("POST", "/jobs"),
+    ("GET", "/recipes"),
+    ("POST", "/recipes"),
+    ("GET", "/public-keys"),
+    ("POST", "/public-keys"),
+    ("GET", "/images"),
+    ("POST", "/images"),
+    ("GET", "/jobs"),
+    ("POST", "/jobs"),
 ]
 
 
@@ -25,8 +31,15 @@ def test_no_token_is_401(kiln: Kiln, method: str, path: str) -> None:
 
 def _claims(**changes: object) -> dict:
     now = int(time.time())
-    claims = {"iss": tokens.ISSUER, "aud": tokens.AUDIENCE, "sub": "u", "tenant": "demo",
-              "role": "user", "iat": now, "exp": now + 60}
+    claims = {
+        "iss": tokens.ISSUER,
+        "aud": tokens.AUDIENCE,
+        "sub": "u",
+        "tenant": "demo",
+        "role": "user",
+        "iat": now,
+        "exp": now + 60,
+    }
     claims.update(changes)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -50,8 +63,7 @@ def test_bad_token_is_401(kiln: Kiln, make_token) -> None:
 
 
 def test_wrong_scheme_is_401(kiln: Kiln) -> None:
-    response = kiln.call("GET", f"{V3}/recipes",
-                         headers={"Authorization": f"Basic {kiln.token()}"})
+    response = kiln.call("GET", f"{V3}/recipes", headers={"Authorization": f"Basic {kiln.token()}"})
     assert response.status_code == 401
 
 
@@ -76,18 +88,22 @@ def test_tenants_see_only_their_records_and_admin_sees_all(kiln: Kiln) -> None:
 
     assert [r["id"] for r in kiln.call("GET", f"{V3}/recipes").json_body] == [mine["id"]]
     assert [r["id"] for r in kiln.call("GET", f"{V3}/recipes", tenant="other").json_body] == [
-        theirs["id"]]
+        theirs["id"]
+    ]
     admin_view = kiln.call("GET", f"{V3}/recipes", role="admin").json_body
     assert {r["id"] for r in admin_view} == {mine["id"], theirs["id"]}
     # another tenant's record is 404, never 403, whatever the method
     assert kiln.call("GET", f"{V3}/recipes/{theirs['id']}").status_code == 404
-    assert kiln.call("PATCH", f"{V3}/recipes/{theirs['id']}", {"arch": "aarch64"}).status_code \
-        == 404
+    assert (
+        kiln.call("PATCH", f"{V3}/recipes/{theirs['id']}", {"arch": "aarch64"}).status_code == 404
+    )
     assert kiln.call("GET", f"{V3}/public-keys/{key['id']}").status_code == 404
     assert kiln.call("POST", f"{V3}/recipes/{theirs['id']}/upload").status_code == 404
     assert kiln.call("GET", f"{V3}/recipes/{theirs['id']}", role="admin").status_code == 200
-    assert kiln.call("GET", f"{V3}/recipes/{theirs['id']}", tenant="other").json_body[
-        "arch"] == "x86_64"
+    assert (
+        kiln.call("GET", f"{V3}/recipes/{theirs['id']}", tenant="other").json_body["arch"]
+        == "x86_64"
+    )
 
 
 def test_build_nodes_are_admin_only(kiln: Kiln) -> None:
@@ -95,6 +111,8 @@ def test_build_nodes_are_admin_only(kiln: Kiln) -> None:
     assert kiln.call("GET", f"{V3}/remote-build-nodes").status_code == 403
     nodes = kiln.call("GET", f"{V3}/remote-build-nodes", role="admin").json_body
     assert nodes[0]["xname"] == "test-host" and "kiln-noop" in nodes[0]["recipe_types"]
-    assert kiln.call("GET", "/apis/ims/remote-build-nodes/test-host", role="admin").json_body[
-        "arch"] == "x86_64"
+    assert (
+        kiln.call("GET", "/apis/ims/remote-build-nodes/test-host", role="admin").json_body["arch"]
+        == "x86_64"
+    )
     assert kiln.call("GET", f"{V3}/remote-build-nodes/nope", role="admin").status_code == 404

@@ -11,8 +11,11 @@ from tests.ims.helpers import V3, put_object
 @pytest.mark.parametrize("prefix", ["/apis/ims/v3", "/apis/ims", "/apis/ims/v2"])
 def test_register_image_with_link(kiln: Kiln, prefix: str) -> None:
     path = put_object(kiln, "images/mine/manifest.json", json.dumps({"artifacts": []}).encode())
-    created = kiln.call("POST", f"{prefix}/images",
-                        {"name": "mine", "arch": "aarch64", "link": {"path": path, "type": "s3"}})
+    created = kiln.call(
+        "POST",
+        f"{prefix}/images",
+        {"name": "mine", "arch": "aarch64", "link": {"path": path, "type": "s3"}},
+    )
     assert created.status_code == 201
     image = created.json_body
     assert image["link"]["path"] == path and image["link"]["etag"]
@@ -48,8 +51,14 @@ def test_invalid_image_is_rejected(kiln: Kiln, body: dict, status: int) -> None:
 
 def test_manifest_view_adds_presigned_links(kiln: Kiln) -> None:
     rootfs = put_object(kiln, "images/m/rootfs.squashfs", b"rootfs-bytes")
-    manifest = {"artifacts": [{"link": {"path": rootfs, "type": "s3"},
-                               "type": "application/vnd.cray.image.rootfs.squashfs"}]}
+    manifest = {
+        "artifacts": [
+            {
+                "link": {"path": rootfs, "type": "s3"},
+                "type": "application/vnd.cray.image.rootfs.squashfs",
+            }
+        ]
+    }
     path = put_object(kiln, "images/m/manifest.json", json.dumps(manifest).encode())
     image = kiln.call("POST", f"{V3}/images", {"name": "m", "link": {"path": path, "type": "s3"}})
     view = kiln.call("GET", f"{V3}/images/{image.json_body['id']}/manifest").json_body

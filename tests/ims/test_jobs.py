@@ -10,8 +10,13 @@ from tests.ims.helpers import NOOP_RECIPE, V3, public_key, ready_recipe
 
 
 def job_body(recipe: dict, key: dict, **extra: object) -> dict:
-    return {"job_type": "create", "artifact_id": recipe["id"], "public_key_id": key["id"],
-            "image_root_archive_name": "my-image", **extra}
+    return {
+        "job_type": "create",
+        "artifact_id": recipe["id"],
+        "public_key_id": key["id"],
+        "image_root_archive_name": "my-image",
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -43,13 +48,21 @@ def test_progress_and_result_events_walk_the_job_to_success(kiln: Kiln, ready) -
     job = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key)).json_body
     seen = []
     for status in ("fetching_recipe", "waiting_for_repos", "building_image"):
-        kiln.build_events({"type": "progress", "job_id": job["id"], "status": status,
-                           "node": "test-host"})
+        kiln.build_events(
+            {"type": "progress", "job_id": job["id"], "status": status, "node": "test-host"}
+        )
         seen.append(kiln.call("GET", f"{V3}/jobs/{job['id']}").json_body["status"])
     assert seen == ["fetching_recipe", "waiting_for_repos", "building_image"]
-    result = {"type": "result", "outcome": "success", "job_id": job["id"],
-              "output": {"manifest": {"etag": "abc"}, "log_key": "jobs/x/build.log",
-                         "build_seconds": 3.5}}
+    result = {
+        "type": "result",
+        "outcome": "success",
+        "job_id": job["id"],
+        "output": {
+            "manifest": {"etag": "abc"},
+            "log_key": "jobs/x/build.log",
+            "build_seconds": 3.5,
+        },
+    }
     kiln.build_events(result)
     kiln.build_events(result)  # a duplicate result changes nothing
     done = kiln.call("GET", f"{V3}/jobs/{job['id']}").json_body
@@ -66,8 +79,14 @@ def test_progress_and_result_events_walk_the_job_to_success(kiln: Kiln, ready) -
 def test_failure_result_ends_in_error_with_reason(kiln: Kiln, ready) -> None:
     recipe, key = ready
     job = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key)).json_body
-    kiln.build_events({"type": "result", "outcome": "failure", "job_id": job["id"],
-                       "error": {"Error": "BuildFailed: E: Unable to locate package nope"}})
+    kiln.build_events(
+        {
+            "type": "result",
+            "outcome": "failure",
+            "job_id": job["id"],
+            "error": {"Error": "BuildFailed: E: Unable to locate package nope"},
+        }
+    )
     done = kiln.call("GET", f"{V3}/jobs/{job['id']}").json_body
     assert done["status"] == "error" and "Unable to locate package nope" in done["status_reason"]
     assert done["resultant_image_id"] is None
@@ -76,8 +95,14 @@ def test_failure_result_ends_in_error_with_reason(kiln: Kiln, ready) -> None:
 def test_silent_host_failure_is_explained(kiln: Kiln, ready) -> None:
     recipe, key = ready
     job = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key)).json_body
-    kiln.build_events({"type": "result", "outcome": "failure", "job_id": job["id"],
-                       "error": {"Error": "States.Timeout", "Cause": ""}})
+    kiln.build_events(
+        {
+            "type": "result",
+            "outcome": "failure",
+            "job_id": job["id"],
+            "error": {"Error": "States.Timeout", "Cause": ""},
+        }
+    )
     assert "went silent" in kiln.call("GET", f"{V3}/jobs/{job['id']}").json_body["status_reason"]
 
 
@@ -88,8 +113,9 @@ def test_job_fails_fast_when_no_host_serves_the_recipe_type(kiln: Kiln) -> None:
     assert response.status_code == 201
     job = response.json_body
     assert job["status"] == "error"
-    assert "no build host can build recipe type 'kiln-noop' for arch 'x86_64'" in job[
-        "status_reason"]
+    assert (
+        "no build host can build recipe type 'kiln-noop' for arch 'x86_64'" in job["status_reason"]
+    )
     assert "x86_64/kiln-debian" in job["status_reason"]
 
 
@@ -129,15 +155,15 @@ def test_missing_job_fields_and_empty_body(kiln: Kiln) -> None:
     response = kiln.call("POST", f"{V3}/jobs", {"job_type": "create"})
     assert response.status_code == 422
     assert {"artifact_id", "public_key_id", "image_root_archive_name"} <= set(
-        response.json_body["errors"])
+        response.json_body["errors"]
+    )
 
 
 def test_another_tenants_recipe_or_key_cannot_be_used(kiln: Kiln, ready) -> None:
     recipe, key = ready
     other_key = public_key(kiln, tenant="other")
     assert kiln.call("POST", f"{V3}/jobs", job_body(recipe, other_key)).status_code == 422
-    assert kiln.call("POST", f"{V3}/jobs", job_body(recipe, key), tenant="other"
-                     ).status_code == 422
+    assert kiln.call("POST", f"{V3}/jobs", job_body(recipe, key), tenant="other").status_code == 422
 
 
 def test_jobs_are_tenant_scoped(kiln: Kiln, ready) -> None:
@@ -153,8 +179,7 @@ def test_patch_job_is_for_the_worker_role_only(kiln: Kiln, ready) -> None:
     job = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key)).json_body
     path = f"{V3}/jobs/{job['id']}"
     assert kiln.call("PATCH", path, {"status": "fetching_recipe"}).status_code == 403
-    assert kiln.call("PATCH", path, {"status": "fetching_recipe"}, role="admin"
-                     ).status_code == 403
+    assert kiln.call("PATCH", path, {"status": "fetching_recipe"}, role="admin").status_code == 403
     moved = kiln.call("PATCH", path, {"status": "fetching_recipe"}, role="worker")
     assert moved.status_code == 200 and moved.json_body["status"] == "fetching_recipe"
     assert kiln.call("PATCH", path, {"status": "creating"}, role="worker").status_code == 422

@@ -33,5 +33,7 @@ def test_invalid_key_is_422(kiln: Kiln, body: dict, field: str) -> None:
 
 
 def test_unknown_key_is_404(kiln: Kiln) -> None:
-    assert kiln.call("GET", f"{V3}/public-keys/66db1862-fa14-44c6-ae4b-6a6cc8cdc34a"
-                     ).status_code == 404
+    assert (
+        kiln.call("GET", f"{V3}/public-keys/66db1862-fa14-44c6-ae4b-6a6cc8cdc34a").status_code
+        == 404
+    )

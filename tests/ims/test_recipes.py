@@ -21,16 +21,21 @@ def test_create_list_get_patch_under_every_prefix(kiln: Kiln, prefix: str) -> No
     assert [r["id"] for r in listed] == [recipe["id"]]
     assert kiln.call("GET", f"{prefix}/recipes/{recipe['id']}").json_body == recipe
 
-    patched = kiln.call("PATCH", f"{prefix}/recipes/{recipe['id']}",
-                        {"arch": "aarch64", "template_dictionary": [{"key": "A", "value": "1"}]})
+    patched = kiln.call(
+        "PATCH",
+        f"{prefix}/recipes/{recipe['id']}",
+        {"arch": "aarch64", "template_dictionary": [{"key": "A", "value": "1"}]},
+    )
     assert patched.status_code == 200
     assert patched.json_body["arch"] == "aarch64"
     assert patched.json_body["template_dictionary"] == [{"key": "A", "value": "1"}]
 
 
 def test_list_is_ordered_by_creation(kiln: Kiln) -> None:
-    ids = [kiln.call("POST", f"{V3}/recipes", {**NOOP_RECIPE, "name": f"r{i}"}).json_body["id"]
-           for i in range(3)]
+    ids = [
+        kiln.call("POST", f"{V3}/recipes", {**NOOP_RECIPE, "name": f"r{i}"}).json_body["id"]
+        for i in range(3)
+    ]
     assert [r["id"] for r in kiln.call("GET", f"{V3}/recipes").json_body] == ids
 
 
@@ -46,8 +51,10 @@ def test_post_with_link_checks_the_archive_and_records_checksum(kiln: Kiln) -> N
     [
         ({"recipe_type": "kiln-noop", "linux_distribution": "debian12"}, "name"),
         ({"name": "x", "recipe_type": "docker", "linux_distribution": "debian12"}, "recipe_type"),
-        ({"name": "x", "recipe_type": "kiwi-ng", "linux_distribution": "win95"},
-         "linux_distribution"),
+        (
+            {"name": "x", "recipe_type": "kiwi-ng", "linux_distribution": "win95"},
+            "linux_distribution",
+        ),
         ({**NOOP_RECIPE, "arch": "sparc"}, "arch"),
         ({**NOOP_RECIPE, "require_dkms": "yes"}, "require_dkms"),
         ({**NOOP_RECIPE, "template_dictionary": {"a": "b"}}, "template_dictionary"),
@@ -90,8 +97,9 @@ def test_link_to_unsafe_archive_is_422(kiln: Kiln) -> None:
 
     evil = tarfile.TarInfo("../../etc/passwd")
     path = put_object(kiln, "uploads/evil.tar.gz", make_archive({"recipe.yaml": "x"}, [evil]))
-    response = kiln.call("POST", f"{V3}/recipes", {**NOOP_RECIPE, "link": {"path": path,
-                                                                           "type": "s3"}})
+    response = kiln.call(
+        "POST", f"{V3}/recipes", {**NOOP_RECIPE, "link": {"path": path, "type": "s3"}}
+    )
     assert response.status_code == 422
     assert "climbs out" in response.json_body["detail"]
 

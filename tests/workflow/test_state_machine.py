@@ -21,18 +21,21 @@ class HandHost:
 
     def start(self, arch: str = "x86_64") -> str:
         job_id = str(uuid.uuid4())
-        self.sfn.start_execution(stateMachineArn=self.arn, name=job_id,
-                                 input=json.dumps({"job_id": job_id, "arch": arch}))
+        self.sfn.start_execution(
+            stateMachineArn=self.arn,
+            name=job_id,
+            input=json.dumps({"job_id": job_id, "arch": arch}),
+        )
         return job_id
 
     def take(self, timeout: float = 10) -> dict[str, Any]:
         deadline = time.time() + timeout
         while time.time() < deadline:
             messages = self.sqs.receive_message(QueueUrl=self.queue, WaitTimeSeconds=1).get(
-                "Messages", [])
+                "Messages", []
+            )
             for message in messages:
-                self.sqs.delete_message(QueueUrl=self.queue,
-                                        ReceiptHandle=message["ReceiptHandle"])
+                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
                 return dict(json.loads(message["Body"]))
         raise AssertionError("no build message arrived")
 
@@ -40,10 +43,12 @@ class HandHost:
         deadline = time.time() + timeout
         while time.time() < deadline:
             messages = self.sqs.receive_message(QueueUrl=self.events, WaitTimeSeconds=1).get(
-                "Messages", [])
+                "Messages", []
+            )
             for message in messages:
-                self.sqs.delete_message(QueueUrl=self.events,
-                                        ReceiptHandle=message["ReceiptHandle"])
+                self.sqs.delete_message(
+                    QueueUrl=self.events, ReceiptHandle=message["ReceiptHandle"]
+                )
                 return dict(json.loads(message["Body"]))
         raise AssertionError("no result arrived")
 
@@ -56,8 +61,12 @@ def test_success_reports_the_hosts_output(moto_server: MotoStack) -> None:
     host.sfn.send_task_heartbeat(taskToken=message["token"])
     host.sfn.send_task_success(taskToken=message["token"], output=json.dumps({"image_id": "i"}))
     result = host.result()
-    assert result == {"type": "result", "outcome": "success", "job_id": job_id,
-                      "output": {"image_id": "i"}}
+    assert result == {
+        "type": "result",
+        "outcome": "success",
+        "job_id": job_id,
+        "output": {"image_id": "i"},
+    }
 
 
 def test_failure_carries_the_error(moto_server: MotoStack) -> None:

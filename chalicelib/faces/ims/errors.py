@@ -17,7 +17,7 @@ def problem(error: DomainError, instance: str) -> Response:
     }
     if error.errors:
         body["errors"] = error.errors
-    headers = {"Content-Type": "application/problem+json"}
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/problem+json"}
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="kiln"'
     return Response(body=body, status_code=error.status, headers=headers)

@@ -78,6 +78,7 @@ def job(j: JobModel) -> dict[str, Any]:
         "status_reason": j.status_reason,
         "build_node": j.build_node,
         "finished": j.finished,
+        "timing": {"host_started": j.host_started, "host_answered": j.host_answered},
     }
 
 

@@ -1,0 +1,168 @@
+"""The whole product as a newcomer runs it: the `make up` stack over HTTP, a real build."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from infra.local.process import StackProcess
+from tests.conftest import ROOT, example_archive, free_port
+
+pytestmark = pytest.mark.slow
+SSH_KEY = ROOT / "tests" / "e2e" / "id_test.pub"
+
+
+def wait_for_job(stack: StackProcess, job_id: str, timeout: float) -> tuple[dict, list[str]]:
+    seen: list[str] = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = stack.ims("GET", f"/v3/jobs/{job_id}").json()
+        if not seen or seen[-1] != job["status"]:
+            seen.append(job["status"])
+        if job["status"] in ("success", "error"):
+            return job, seen
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} still {seen} after {timeout}s\n{stack.output()}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with StackProcess(tmp_path_factory.mktemp("stack"), free_port(), free_port()) as running:
+        yield running
+
+
+def upload_recipe(stack: StackProcess, name: str) -> dict[str, Any]:
+    body = json.loads((ROOT / "examples" / "recipes" / name / "recipe.json").read_text())
+    recipe = stack.ims("POST", "/v3/recipes", json=body)
+    assert recipe.status_code == 201, recipe.text
+    grant = stack.ims("POST", f"/v3/recipes/{recipe.json()['id']}/upload").json()
+    archive = example_archive(name)
+    assert requests.put(grant["upload_url"], data=archive, timeout=30).status_code == 200
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        current = stack.ims("GET", f"/v3/recipes/{recipe.json()['id']}").json()
+        if current["archive"]["status"] != "awaiting_upload":
+            assert current["archive"]["status"] == "ready", current
+            assert current["archive"]["sha256"] == hashlib.sha256(archive).hexdigest()
+            return dict(current)
+        time.sleep(0.3)
+    raise AssertionError("the upload event was never handled\n" + stack.output())
+
+
+def test_real_build_over_http(stack: StackProcess) -> None:
+    assert requests.get(f"{stack.info['ims_url']}/healthz/ready", timeout=5).status_code == 200
+    key = stack.ims(
+        "POST", "/v3/public-keys", json={"name": "e2e", "public_key": SSH_KEY.read_text().strip()}
+    ).json()
+    recipe = upload_recipe(stack, "ssh-server")
+    job = stack.ims(
+        "POST",
+        "/v3/jobs",
+        json={
+            "job_type": "create",
+            "artifact_id": recipe["id"],
+            "public_key_id": key["id"],
+            "image_root_archive_name": "e2e-ssh",
+        },
+    ).json()
+    assert job["status"] == "creating", job
+    done, seen = wait_for_job(stack, job["id"], timeout=900)
+    assert done["status"] == "success", (done, stack.output())
+    assert "building_image" in seen
+
+    image = stack.ims("GET", f"/v3/images/{done['resultant_image_id']}").json()
+    assert image["name"] == "e2e-ssh" and image["link"]["path"].endswith("/manifest.json")
+    manifest = stack.ims("GET", f"/v3/images/{image['id']}/manifest").json()
+    types = {a["type"]: a for a in manifest["artifacts"]}
+    assert {
+        "application/vnd.cray.image.rootfs.squashfs",
+        "application/vnd.cray.image.kernel",
+        "application/vnd.cray.image.initrd",
+    } <= set(types)
+    rootfs = types["application/vnd.cray.image.rootfs.squashfs"]
+    data = requests.get(rootfs["download_url"], timeout=120).content
+    assert hashlib.sha256(data).hexdigest() == rootfs["sha256"]
+    assert hashlib.md5(data).hexdigest() == rootfs["md5"] and len(data) == rootfs["size"]
+    listing = _unsquash_list(data, Path(stack.state_dir))
+    assert "squashfs-root/home/kiln/.ssh/authorized_keys" in listing
+    assert "squashfs-root/usr/sbin/sshd" in listing
+
+    # a second tenant sees none of it
+    other = _token("other", stack)
+    for path in ("/v3/recipes", "/v3/jobs", "/v3/images", "/v3/public-keys"):
+        assert stack.ims("GET", path, token=other).json() == []
+    assert stack.ims("GET", f"/v3/images/{image['id']}", token=other).status_code == 404
+
+
+def test_failing_build_ends_in_error_with_reason(stack: StackProcess) -> None:
+    key = stack.ims("GET", "/v3/public-keys").json()
+    if not key:
+        key = [
+            stack.ims(
+                "POST",
+                "/v3/public-keys",
+                json={"name": "k", "public_key": SSH_KEY.read_text().strip()},
+            ).json()
+        ]
+    body = {"name": "broken", "recipe_type": "kiln-debian", "linux_distribution": "debian12"}
+    recipe = stack.ims("POST", "/v3/recipes", json=body).json()
+    grant = stack.ims("POST", f"/v3/recipes/{recipe['id']}/upload").json()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        data = b"suite: bookworm\npackages: [kiln-no-such-package]\n"
+        info = tarfile.TarInfo("recipe.yaml")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    requests.put(grant["upload_url"], data=buffer.getvalue(), timeout=30)
+    time.sleep(3)
+    job = stack.ims(
+        "POST",
+        "/v3/jobs",
+        json={
+            "job_type": "create",
+            "artifact_id": recipe["id"],
+            "public_key_id": key[0]["id"],
+            "image_root_archive_name": "broken",
+        },
+    ).json()
+    done, _ = wait_for_job(stack, job["id"], timeout=600)
+    assert done["status"] == "error"
+    assert "kiln-no-such-package" in done["status_reason"], done
+
+
+def _token(tenant: str, stack: StackProcess) -> str:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infra.local.tokens",
+            "--tenant",
+            tenant,
+            "--role",
+            "user",
+            "--state-dir",
+            str(stack.state_dir),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def _unsquash_list(data: bytes, scratch: Path) -> str:
+    image = scratch / "rootfs.squashfs"
+    image.write_bytes(data)
+    return subprocess.run(
+        ["unsquashfs", "-l", str(image)], check=True, capture_output=True, text=True
+    ).stdout
