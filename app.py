@@ -30,4 +30,4 @@ def on_build_event(event: Any) -> None:
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def on_cleanup_schedule(event: Any) -> None:
-    cleanup.run()
+    cleanup.run(container().settings)

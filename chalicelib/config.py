@@ -31,6 +31,7 @@ class Settings:
     recipe_max_bytes: int
     recipe_max_members: int
     node_fresh_seconds: int
+    job_stale_seconds: int
     ims_version: str
 
     @classmethod
@@ -49,6 +50,7 @@ class Settings:
             recipe_max_bytes=int(env.get("KILN_RECIPE_MAX_BYTES", str(64 * 1024 * 1024))),
             recipe_max_members=int(env.get("KILN_RECIPE_MAX_MEMBERS", "2000")),
             node_fresh_seconds=int(env.get("KILN_NODE_FRESH_SECONDS", "120")),
+            job_stale_seconds=int(env.get("KILN_JOB_STALE_SECONDS", str(5 * 3600))),
             ims_version=env.get("KILN_IMS_VERSION", "3.20.0-kiln"),
         )
 

@@ -100,6 +100,7 @@ class Schedule(threading.Thread):
     def run(self) -> None:
         while not self._stop.wait(self._interval):
             event = {
+                "version": "0",
                 "id": str(uuid.uuid4()),
                 "detail-type": "Scheduled Event",
                 "source": "aws.events",
