@@ -7,6 +7,8 @@ customize hook, then mksquashfs with fixed timestamps, then copies the kernel an
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
 import platform
 import queue
@@ -14,7 +16,6 @@ import re
 import shlex
 import shutil
 import signal
-import stat
 import subprocess
 import threading
 import time
@@ -40,6 +41,10 @@ _CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PASSED_THROUGH_ENV = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY")
 _TERM_GRACE_SECONDS = 30.0
 _ERROR_LINES = 4
+# mmdebstrap's wrappers around the real error (which apt or the customize script printed)
+_GENERIC_ERROR = re.compile(
+    r"^E: (setup failed|mmdebstrap failed|run_chroot failed|.* failed: E: )"
+)
 
 
 class DebianBackend:
@@ -62,22 +67,25 @@ class DebianBackend:
         if arch not in recipes.DEBIAN_ARCHES:
             return f"unsupported arch {arch} (supported: {', '.join(recipes.DEBIAN_ARCHES)})"
         for tool, package in (("mmdebstrap", "mmdebstrap"), ("mksquashfs", "squashfs-tools")):
-            if shutil.which(tool, path=_host_path(self._environ)) is None:
+            if shutil.which(tool, path=f"{self._environ.get('PATH', '')}:{_CHROOT_PATH}") is None:
                 return f"{tool} is not installed (apt-get install {package})"
         if os.geteuid() != 0:
             return "mmdebstrap --mode=root needs the build host agent to run as root"
         if arch != platform.machine() and not (self._binfmt_dir / f"qemu-{arch}").exists():
-            return f"cannot run {arch} binaries: no binfmt_misc entry qemu-{arch} (qemu-user-static)"
+            return (
+                f"cannot run {arch} binaries: no binfmt_misc entry qemu-{arch} (qemu-user-static)"
+            )
         return None
 
     def wait_for_repos(self, ctx: BuildContext) -> None:
         recipe = recipes.load_recipe(ctx.recipe_dir, ctx.template)
         mirror = recipes.resolve_mirror(recipe, self._environ, self._etc_apt)
         url = f"{mirror}/dists/{recipe.suite}/Release"
+        debarch = recipes.debian_arch(ctx.arch)
         deadline = time.monotonic() + self._repo_wait_seconds
         delay = 2.0
         while True:
-            problem = _check_release(url, recipe, recipes.debian_arch(ctx.arch))
+            problem = _check_release(url, recipe, debarch)
             if problem is None:
                 ctx.log(f"I: kiln: package mirror {mirror} has suite {recipe.suite}")
                 return
@@ -124,10 +132,6 @@ class DebianBackend:
         return env
 
 
-def _host_path(environ: Mapping[str, str]) -> str:
-    return f"{environ.get('PATH', '')}:{_CHROOT_PATH}"
-
-
 def _check_release(url: str, recipe: recipes.Recipe, debarch: str) -> str | None:
     """None if the suite's Release file is there; else a retryable problem. Raises if fatal."""
     try:
@@ -140,26 +144,12 @@ def _check_release(url: str, recipe: recipes.Recipe, debarch: str) -> str | None
                 "404 Not Found); check 'suite' and 'mirror' in recipe.yaml"
             ) from None
         return f"HTTP {exc.code} {exc.reason}"
-    except (urllib.error.URLError, OSError) as exc:
+    except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
         return str(getattr(exc, "reason", exc))
-    _check_release_fields(release, recipe, debarch, url)
+    problem = recipes.release_mismatch(release, recipe, debarch)
+    if problem:
+        raise BuildError(f"{problem} ({url})")
     return None
-
-
-def _check_release_fields(release: str, recipe: recipes.Recipe, debarch: str, url: str) -> None:
-    fields = dict(re.findall(r"^(Architectures|Components): *(.*)$", release, re.MULTILINE))
-    arches = fields.get("Architectures", "").split()
-    if arches and debarch not in arches:
-        raise BuildError(f"suite {recipe.suite} has no {debarch} packages ({url})")
-    components = fields.get("Components", "").split()
-    # Release files may list components as e.g. "updates/main"; compare the last part only.
-    known = {component.rsplit("/", 1)[-1] for component in components}
-    unknown = [c for c in recipe.components if known and c not in known]
-    if unknown:
-        raise BuildError(
-            f"component(s) {', '.join(unknown)} not in suite {recipe.suite}; "
-            f"the mirror offers {', '.join(sorted(known))}"
-        )
 
 
 def _sleep_unless_stopped(seconds: float, ctx: BuildContext) -> None:
@@ -183,7 +173,7 @@ def _mmdebstrap_command(
         f"--variant={recipe.variant}",
         f"--architectures={debarch}",
         f"--components={','.join(recipe.components)}",
-        f"--customize-hook=sh {shlex.quote(str(script))} \"$1\"",
+        f'--customize-hook=sh {shlex.quote(str(script))} "$1"',
     ]
     if packages:
         command.append(f"--include={','.join(packages)}")
@@ -207,8 +197,11 @@ def _run_streaming(command: Sequence[str], env: Mapping[str, str], ctx: BuildCon
         assert process.stdout is not None
         threading.Thread(target=_pump_lines, args=(process.stdout, lines), daemon=True).start()
         stopped = _forward_lines(process, lines, tail, ctx)
+        _wait_unreaped(process.pid, timeout=None)
+        # The group leader is a zombie until reaped, so its group id cannot be reused yet:
+        # kill whatever a hook left running in the group, then reap.
+        _kill_group(process.pid, signal.SIGKILL)
         returncode = process.wait()
-        _kill_group(process.pid, signal.SIGKILL)  # anything a hook left running
     if stopped:
         raise BuildError(STOPPED)
     if returncode != 0:
@@ -234,29 +227,26 @@ def _forward_lines(
         if ctx.should_stop():
             ctx.log("W: kiln: stop requested, terminating the build")
             _terminate(process)
-            _drain(lines, tail, ctx)
+            _forward_until_quiet(lines, tail, ctx, 0.2)
             return True
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            if process.poll() is not None:  # exited; a leftover child may hold the pipe open
-                _drain(lines, tail, ctx)
-                return False
-            continue
-        if line is None:
+        if _wait_unreaped(process.pid, timeout=0):  # a leftover child may hold the pipe open
+            _forward_until_quiet(lines, tail, ctx, 0.2)
             return False
-        tail.append(line)
-        ctx.log(line)
+        if not _forward_until_quiet(lines, tail, ctx, 0.5):
+            return False
 
 
-def _drain(lines: queue.Queue[str | None], tail: deque[str], ctx: BuildContext) -> None:
+def _forward_until_quiet(
+    lines: queue.Queue[str | None], tail: deque[str], ctx: BuildContext, quiet: float
+) -> bool:
+    """Log lines until none comes for ``quiet`` seconds; False once the output has ended."""
     while True:
         try:
-            line = lines.get(timeout=0.2)
+            line = lines.get(timeout=quiet)
         except queue.Empty:
-            return
+            return True
         if line is None:
-            return
+            return False
         tail.append(line)
         ctx.log(line)
 
@@ -264,26 +254,33 @@ def _drain(lines: queue.Queue[str | None], tail: deque[str], ctx: BuildContext) 
 def _terminate(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the group (mmdebstrap then unmounts and cleans up), SIGKILL after a grace time."""
     _kill_group(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=_TERM_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
+    if not _wait_unreaped(process.pid, timeout=_TERM_GRACE_SECONDS):
         _kill_group(process.pid, signal.SIGKILL)
-        process.wait()
+
+
+def _wait_unreaped(pid: int, timeout: float | None) -> bool:
+    """True once the process has exited, leaving it unreaped (waitid WNOWAIT)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _error_summary(lines: list[str]) -> str:
-    """The lines a user can act on: apt/mmdebstrap/kiln 'E:' lines, else the last output."""
+    """The lines a user can act on: specific 'E:' lines (apt's, kiln's), else the last output."""
     errors = [line for line in lines if line.startswith("E: ")]
-    picked = errors or [line for line in lines if line.strip()]
-    unique = list(dict.fromkeys(picked))
-    return " | ".join(unique[:_ERROR_LINES] if errors else unique[-_ERROR_LINES:]) or "no output"
+    specific = [line for line in errors if not _GENERIC_ERROR.match(line)]
+    picked = specific or errors or [line for line in lines if line.strip()][-_ERROR_LINES:]
+    unique = [line[:300] for line in dict.fromkeys(picked)]
+    return " | ".join(unique[:_ERROR_LINES]) or "no output"
 
 
 def _unmount_below(root: Path, ctx: BuildContext) -> None:
@@ -308,12 +305,19 @@ def _make_squashfs(
         raise BuildError(STOPPED)
     target = ctx.out_dir / f"{ctx.image_root_archive_name}.squashfs"
     epoch = str(ctx.source_date_epoch)
-    command = [
-        "mksquashfs", str(rootfs), str(target), "-noappend", "-reproducible",
-        "-mkfs-time", epoch, "-all-time", epoch, "-comp", recipe.squashfs_compression,
-        "-no-progress", "-quiet",
-    ]  # fmt: skip
+    command = ["mksquashfs", str(rootfs), str(target), "-noappend", "-reproducible", "-quiet"]
+    command += [
+        "-no-progress",
+        "-mkfs-time",
+        epoch,
+        "-all-time",
+        epoch,
+        "-comp",
+        recipe.squashfs_compression,
+    ]
     ctx.log(f"I: kiln: {shlex.join(command)}")
+    # mksquashfs refuses SOURCE_DATE_EPOCH together with -all-time; -all-time is stricter.
+    env = {key: value for key, value in env.items() if key != "SOURCE_DATE_EPOCH"}
     try:
         _run_streaming(command, env, ctx)
     except BuildError:
@@ -324,37 +328,14 @@ def _make_squashfs(
 
 
 def _boot_artifacts(rootfs: Path, recipe: recipes.Recipe, ctx: BuildContext) -> list[Artifact]:
-    """Kernel and initrd from /boot, if the image has a kernel (``kernel: true`` requires one)."""
-    kernels = _regular_files(rootfs / "boot", "vmlinuz-")
-    if not kernels:
-        if recipe.kernel:
-            raise BuildError("kernel: true but the image has no /boot/vmlinuz-*")
+    found = recipes.find_kernel_and_initrd(rootfs / "boot", kernel_required=recipe.kernel)
+    if found is None:
         return []
-    if len(kernels) > 1:
-        names = ", ".join(kernel.name for kernel in kernels)
-        raise BuildError(f"the image has several kernels ({names}); install exactly one")
-    version = kernels[0].name.removeprefix("vmlinuz-")
-    initrds = _regular_files(rootfs / "boot", f"initrd.img-{version}")
-    if not initrds:
-        raise BuildError(
-            f"the image has /boot/vmlinuz-{version} but no /boot/initrd.img-{version}; "
-            "install initramfs-tools (kernel: true does) or dracut"
-        )
+    kernel, initrd = found
     return [
-        _copy_artifact(kernels[0], ctx.out_dir / ctx.kernel_file_name, KERNEL, ctx),
-        _copy_artifact(initrds[0], ctx.out_dir / ctx.initrd_file_name, INITRD, ctx),
+        _copy_artifact(kernel, ctx.out_dir / ctx.kernel_file_name, KERNEL, ctx),
+        _copy_artifact(initrd, ctx.out_dir / ctx.initrd_file_name, INITRD, ctx),
     ]
-
-
-def _regular_files(directory: Path, prefix: str) -> list[Path]:
-    """Regular files (not symlinks: they could point outside the image) named prefix*."""
-    if not directory.is_dir() or directory.is_symlink():
-        return []
-    return sorted(
-        path
-        for path in directory.iterdir()
-        if path.name.startswith(prefix) and stat.S_ISREG(path.lstat().st_mode)
-    )
 
 
 def _copy_artifact(source: Path, target: Path, kind: str, ctx: BuildContext) -> Artifact:

@@ -1,0 +1,84 @@
+"""``kiln-noop`` backend: no tools, no network; for benchmarks and agent/protocol tests.
+
+It writes one small deterministic "rootfs" file, named like the Debian backend's rootfs and
+typed as a squashfs (its bytes are not a real squashfs). recipe.yaml may hold:
+
+    fail: "reason"   # raise BuildError("reason")
+    sleep: 2.5       # seconds to take, stopping early (BuildError) if the host is told to stop
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import yaml
+
+from builders.backends.base import ROOTFS_SQUASHFS, Artifact, BuildContext, BuildError
+
+RECIPE_FILE = "recipe.yaml"
+STOPPED = "build stopped: host is shutting down"
+ARCHES = ("x86_64", "aarch64")
+
+
+class NoopBackend:
+    recipe_types: tuple[str, ...] = ("kiln-noop",)
+
+    def unavailable_reason(self, arch: str) -> str | None:
+        return None if arch in ARCHES else f"unsupported arch {arch} (supported: x86_64, aarch64)"
+
+    def wait_for_repos(self, ctx: BuildContext) -> None:
+        return None
+
+    def build(self, ctx: BuildContext) -> list[Artifact]:
+        recipe_bytes = _read_recipe(ctx)
+        settings = _settings(recipe_bytes)
+        ctx.log(f"I: kiln-noop: job {ctx.job_id} ({ctx.arch})")
+        _sleep(settings.get("sleep", 0), ctx)
+        reason = settings.get("fail")
+        if reason is not None:
+            raise BuildError(str(reason))
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        target = ctx.out_dir / f"{ctx.image_root_archive_name}.squashfs"
+        target.write_bytes(recipe_bytes + _inputs(ctx))
+        ctx.log(f"I: kiln-noop: wrote {target.name} ({target.stat().st_size} bytes)")
+        return [Artifact(path=target, type=ROOTFS_SQUASHFS)]
+
+
+def _read_recipe(ctx: BuildContext) -> bytes:
+    path = ctx.recipe_dir / RECIPE_FILE
+    if not path.is_file():
+        raise BuildError(f"the recipe archive has no {RECIPE_FILE} at its top level")
+    return path.read_bytes()
+
+
+def _settings(recipe_bytes: bytes) -> dict[str, object]:
+    try:
+        data = yaml.safe_load(recipe_bytes) or {}
+    except yaml.YAMLError as exc:
+        raise BuildError(f"{RECIPE_FILE} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise BuildError(f"{RECIPE_FILE} must be a mapping (fail: ..., sleep: ...)")
+    return data
+
+
+def _inputs(ctx: BuildContext) -> bytes:
+    """The job inputs that identify the result (not job_id: same inputs, same bytes)."""
+    inputs = {
+        "arch": ctx.arch,
+        "recipe_type": ctx.recipe_type,
+        "template": ctx.template,
+        "source_date_epoch": ctx.source_date_epoch,
+        "image_root_archive_name": ctx.image_root_archive_name,
+    }
+    return b"\n" + json.dumps(inputs, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def _sleep(seconds: object, ctx: BuildContext) -> None:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise BuildError(f"sleep must be a number of seconds, got {seconds!r}")
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        if ctx.should_stop():
+            raise BuildError(STOPPED)
+        time.sleep(min(0.1, remaining))

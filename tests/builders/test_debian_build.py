@@ -1,0 +1,188 @@
+"""Real kiln-debian builds with mmdebstrap (root, network to a Debian mirror, a few minutes)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from builders.backends.base import (
+    INITRD,
+    KERNEL,
+    ROOTFS_SQUASHFS,
+    Artifact,
+    BuildContext,
+    BuildError,
+)
+from builders.backends.debian import DebianBackend
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
+ARCH = platform.machine()
+EPOCH = 1700000000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_a_build_host() -> None:
+    reason = DebianBackend().unavailable_reason(ARCH)
+    if reason:
+        pytest.skip(f"cannot build kiln-debian images here: {reason}")
+
+
+def unpack_example(name: str, base: Path) -> tuple[Path, dict[str, str]]:
+    """Make the archive the way docs/recipes.md says, unpack it; return it and the template."""
+    archive = base / f"{name}.tar.gz"
+    subprocess.run(
+        ["tar", "-czf", archive, "-C", EXAMPLES / name, "--exclude", "recipe.json", "."],
+        check=True,
+    )
+    recipe_dir = base / "recipe"
+    with tarfile.open(archive) as tar:
+        tar.extractall(recipe_dir, filter="data")
+    meta = json.loads((EXAMPLES / name / "recipe.json").read_text())
+    return recipe_dir, {item["key"]: item["value"] for item in meta.get("template_dictionary", [])}
+
+
+def recipe_from_text(base: Path, text: str) -> Path:
+    recipe_dir = base / "recipe"
+    recipe_dir.mkdir(parents=True)
+    (recipe_dir / "recipe.yaml").write_text(text)
+    return recipe_dir
+
+
+def build(
+    base: Path,
+    recipe_dir: Path,
+    template: dict[str, str] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    log: Callable[[str], None] | None = None,
+) -> list[Artifact]:
+    log_file = (base / "build.log").open("a")
+
+    def write_log(line: str) -> None:
+        log_file.write(line + "\n")
+        if log is not None:
+            log(line)
+
+    ctx = BuildContext(
+        job_id=base.name,
+        arch=ARCH,
+        recipe_type="kiln-debian",
+        recipe_dir=recipe_dir,
+        work_dir=base / "work",
+        out_dir=base / "out",
+        template=template or {},
+        source_date_epoch=EPOCH,
+        image_root_archive_name="image-rootfs",
+        log=write_log,
+        should_stop=should_stop,
+    )
+    (base / "work").mkdir(parents=True, exist_ok=True)
+    backend = DebianBackend()
+    with log_file:
+        backend.wait_for_repos(ctx)
+        return backend.build(ctx)
+
+
+def unsquashfs(*args: str | Path) -> str:
+    return subprocess.run(
+        ["unsquashfs", *map(str, args)], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def mounts_below(path: Path) -> list[str]:
+    prefix = str(path.resolve())
+    lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    return [line.split()[4] for line in lines if line.split()[4].startswith(prefix)]
+
+
+@pytest.fixture(scope="module")
+def minimal_build(tmp_path_factory: pytest.TempPathFactory) -> list[Artifact]:
+    base = tmp_path_factory.mktemp("minimal-1")
+    recipe_dir, template = unpack_example("minimal", base)
+    return build(base, recipe_dir, template)
+
+
+def test_minimal_build_has_a_shell(minimal_build: list[Artifact]) -> None:
+    assert [artifact.type for artifact in minimal_build] == [ROOTFS_SQUASHFS]
+    rootfs = minimal_build[0].path
+    assert rootfs.name == "image-rootfs.squashfs" and rootfs.stat().st_size > 10_000_000
+    listing = unsquashfs("-lls", rootfs).splitlines()
+    # bookworm has a merged /usr: /bin is a symlink to usr/bin, so /bin/sh is usr/bin/sh
+    assert any(line.endswith("squashfs-root/bin -> usr/bin") for line in listing)
+    assert any(line.endswith("squashfs-root/usr/bin/sh -> dash") for line in listing)
+    assert unsquashfs("-cat", rootfs, "etc/hostname") == "kiln-minimal\n"
+    assert "squashfs-root/etc/resolv.conf" not in "\n".join(listing)
+
+
+def test_minimal_build_is_reproducible(
+    minimal_build: list[Artifact], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    base = tmp_path_factory.mktemp("minimal-2")
+    recipe_dir, template = unpack_example("minimal", base)
+    again = build(base, recipe_dir, template)
+    assert again[0].path.read_bytes() == minimal_build[0].path.read_bytes()
+
+
+def test_ssh_server_build(tmp_path: Path) -> None:
+    recipe_dir, template = unpack_example("ssh-server", tmp_path)
+    artifacts = build(tmp_path, recipe_dir, template)
+    assert [artifact.type for artifact in artifacts] == [ROOTFS_SQUASHFS, KERNEL, INITRD]
+    rootfs, kernel, initrd = (artifact.path for artifact in artifacts)
+    assert (kernel.name, initrd.name) == ("vmlinuz", "initrd")
+    assert kernel.stat().st_size > 1_000_000 and initrd.stat().st_size > 1_000_000
+    if ARCH == "x86_64":
+        assert kernel.read_bytes()[0x202:0x206] == b"HdrS"  # a bzImage
+    keys = unsquashfs("-cat", rootfs, "home/kiln/.ssh/authorized_keys")
+    assert keys.startswith("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJBLrTcrFLH")
+    key_entry = unsquashfs("-lln", rootfs, "home/kiln/.ssh/authorized_keys").splitlines()[-1]
+    assert key_entry.split()[:2] == ["-rw-------", "1000/1000"]
+    assert unsquashfs("-cat", rootfs, "etc/motd").startswith(template["MOTD"])
+    assert "kiln ALL=(ALL) NOPASSWD: ALL" in unsquashfs("-cat", rootfs, "etc/sudoers.d/kiln")
+    listing = unsquashfs("-lls", rootfs)
+    assert "-r--r----- root/root" in next(
+        line for line in listing.splitlines() if line.endswith("etc/sudoers.d/kiln")
+    )
+    assert "squashfs-root/etc/kiln-greeting" in listing
+    assert "squashfs-root/usr/sbin/sshd" in listing
+    assert "ssh_host_" not in listing  # host keys are made at first boot, never baked in
+    assert "kiln-ssh-hostkeys.service" in listing
+    assert "multi-user.target.wants/systemd-networkd.service" in listing
+
+
+def test_unknown_package_names_it(tmp_path: Path) -> None:
+    recipe_dir = recipe_from_text(tmp_path, "suite: bookworm\npackages: [kiln-no-such-pkg]\n")
+    with pytest.raises(BuildError, match="Unable to locate package kiln-no-such-pkg"):
+        build(tmp_path, recipe_dir)
+    assert mounts_below(tmp_path) == []
+
+
+def test_failing_customize_command_is_named(tmp_path: Path) -> None:
+    recipe_dir = recipe_from_text(tmp_path, "suite: bookworm\ncustomize: [echo ok, 'exit 3']\n")
+    with pytest.raises(BuildError, match=r"customize\[1\] failed with exit status 3: exit 3"):
+        build(tmp_path, recipe_dir)
+
+
+def _essentials(seen: list[str]) -> Callable[[str], None]:
+    """A log that remembers when mmdebstrap starts installing (chroot mounts are up by then)."""
+
+    def log(line: str) -> None:
+        if "installing essential packages" in line:
+            seen.append(line)
+
+    return log
+
+
+def test_stop_terminates_the_build(tmp_path: Path) -> None:
+    recipe_dir = recipe_from_text(tmp_path, "suite: bookworm\n")
+    seen: list[str] = []
+    with pytest.raises(BuildError, match="build stopped: host is shutting down"):
+        build(tmp_path, recipe_dir, should_stop=lambda: bool(seen), log=_essentials(seen))
+    assert mounts_below(tmp_path) == []
+    assert not (tmp_path / "out" / "image-rootfs.squashfs").exists()
