@@ -73,6 +73,11 @@ class Kiln:
     private_pem: bytes
     provisioned: Provisioned
 
+    def configure(self, **changes: Any) -> None:
+        """Change settings for the rest of the test, as a redeploy with new config would."""
+        current = container_module.container().settings
+        container_module.use(container_module.Container(dataclasses.replace(current, **changes)))
+
     def token(self, tenant: str = "demo", role: str = "user") -> str:
         return tokens.mint(self.private_pem, tenant, role)
 

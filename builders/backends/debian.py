@@ -1,8 +1,9 @@
 """``kiln-debian`` backend: Debian images built with mmdebstrap, packed with mksquashfs.
 
-The recipe format (recipe.yaml) is in docs/recipes.md; parsing and the customize script live in
-debian_recipe.py. This module runs the tools: mmdebstrap into ``<work_dir>/rootfs`` with one
-customize hook, then mksquashfs with fixed timestamps, then copies the kernel and initrd.
+The recipe format (recipe.yaml) is in docs/recipes.md; parsing is in debian_recipe.py, the
+mirror choice in debian_mirror.py, the customize script in debian_script.py. This module runs
+the tools: mmdebstrap into ``<work_dir>/rootfs`` with one customize hook, then mksquashfs
+with fixed timestamps, then copies the kernel and initrd.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from builders.backends import debian_mirror as mirrors
 from builders.backends import debian_recipe as recipes
+from builders.backends import debian_script as scripts
 from builders.backends.base import (
     INITRD,
     KERNEL,
@@ -79,7 +82,7 @@ class DebianBackend:
 
     def wait_for_repos(self, ctx: BuildContext) -> None:
         recipe = recipes.load_recipe(ctx.recipe_dir, ctx.template)
-        mirror = recipes.resolve_mirror(recipe, self._environ, self._etc_apt)
+        mirror = mirrors.resolve_mirror(recipe, self._environ, self._etc_apt)
         url = f"{mirror}/dists/{recipe.suite}/Release"
         debarch = recipes.debian_arch(ctx.arch)
         deadline = time.monotonic() + self._repo_wait_seconds
@@ -93,7 +96,7 @@ class DebianBackend:
                 raise BuildError(
                     f"package mirror {mirror} did not answer for suite {recipe.suite} within "
                     f"{self._repo_wait_seconds:.0f} s ({problem}); check 'mirror' in recipe.yaml, "
-                    f"${recipes.MIRROR_ENV} or the build host's network"
+                    f"${mirrors.MIRROR_ENV} or the build host's network"
                 )
             ctx.log(f"W: kiln: {url}: {problem}; retrying in {delay:.0f} s")
             _sleep_unless_stopped(delay, ctx)
@@ -102,12 +105,12 @@ class DebianBackend:
     def build(self, ctx: BuildContext) -> list[Artifact]:
         recipe = recipes.load_recipe(ctx.recipe_dir, ctx.template)
         debarch = recipes.debian_arch(ctx.arch)
-        mirror = recipes.resolve_mirror(recipe, self._environ, self._etc_apt)
+        mirror = mirrors.resolve_mirror(recipe, self._environ, self._etc_apt)
         stage_dir = ctx.work_dir / "kiln-stage"
         rootfs = ctx.work_dir / "rootfs"
-        staged = recipes.stage_files(recipe, ctx.template, stage_dir)
+        staged = scripts.stage_files(recipe, ctx.template, stage_dir)
         script = stage_dir / "customize.sh"
-        script.write_text(recipes.customize_script(recipe, staged))
+        script.write_text(scripts.customize_script(recipe, staged))
         env = self._build_env(ctx.source_date_epoch)
         command = _mmdebstrap_command(recipe, debarch, mirror, rootfs, script)
         ctx.log(f"I: kiln: {shlex.join(command)}")
@@ -146,7 +149,7 @@ def _check_release(url: str, recipe: recipes.Recipe, debarch: str) -> str | None
         return f"HTTP {exc.code} {exc.reason}"
     except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
         return str(getattr(exc, "reason", exc))
-    problem = recipes.release_mismatch(release, recipe, debarch)
+    problem = mirrors.release_mismatch(release, recipe, debarch)
     if problem:
         raise BuildError(f"{problem} ({url})")
     return None

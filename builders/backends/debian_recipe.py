@@ -1,8 +1,9 @@
-"""The ``kiln-debian`` recipe: parsing, validation, templating and the customize script.
+"""The ``kiln-debian`` recipe: parsing, validation and templating of recipe.yaml.
 
 Pure python (no subprocesses). ``builders/backends/debian.py`` runs the tools; everything that
 can be checked before a build starts is checked here, so mistakes fail fast with a message
 that names the field and says what is allowed. The format is documented in docs/recipes.md.
+The package mirror is chosen in debian_mirror.py, the customize script made in debian_script.py.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-import shlex
 import stat
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -21,8 +21,6 @@ import yaml
 from builders.backends.base import BuildError
 
 RECIPE_FILE = "recipe.yaml"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-MIRROR_ENV = "KILN_DEBIAN_MIRROR"
 DEBIAN_ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}
 VARIANTS = ("essential", "apt", "required", "minbase", "buildd", "important", "standard")
 COMPRESSIONS = ("zstd", "xz", "gzip", "lz4", "lzo")
@@ -154,50 +152,6 @@ def parse_recipe(text: str, recipe_dir: Path) -> Recipe:
     )
 
 
-def resolve_mirror(recipe: Recipe, environ: Mapping[str, str], etc_apt: Path) -> str:
-    """The recipe's mirror, else $KILN_DEBIAN_MIRROR, else the host's apt mirror, else Debian's."""
-    chosen = recipe.mirror or environ.get(MIRROR_ENV) or host_apt_mirror(etc_apt)
-    return (chosen or DEFAULT_MIRROR).rstrip("/")
-
-
-def host_apt_mirror(etc_apt: Path) -> str | None:
-    """The first non-security ``deb`` URI in the host's apt sources (both source formats)."""
-    candidates = [etc_apt / "sources.list"]
-    list_dir = etc_apt / "sources.list.d"
-    if list_dir.is_dir():
-        candidates += sorted(list_dir.iterdir())
-    for path in candidates:
-        if path.suffix == ".sources" and path.is_file():
-            entries = _deb822_entries(path.read_text(errors="replace"))
-        elif path.name.endswith(".list") and path.is_file():
-            entries = _one_line_entries(path.read_text(errors="replace"))
-        else:
-            continue
-        for uri, suites in entries:
-            if uri.startswith(("http://", "https://")) and not all(
-                suite.endswith(("-security", "/updates")) for suite in suites
-            ):
-                return uri
-    return None
-
-
-def release_mismatch(release: str, recipe: Recipe, debarch: str) -> str | None:
-    """Why a suite's Release file (its text) cannot serve the recipe, or None if it can."""
-    fields = dict(re.findall(r"^(Architectures|Components): *(.*)$", release, re.MULTILINE))
-    arches = fields.get("Architectures", "").split()
-    if arches and debarch not in arches:
-        return f"suite {recipe.suite} has no {debarch} packages (it has {', '.join(arches)})"
-    # Release files may list components as e.g. "updates/main"; compare the last part only.
-    known = {component.rsplit("/", 1)[-1] for component in fields.get("Components", "").split()}
-    unknown = [component for component in recipe.components if known and component not in known]
-    if unknown:
-        return (
-            f"component(s) {', '.join(unknown)} not in suite {recipe.suite}; "
-            f"the mirror offers {', '.join(sorted(known))}"
-        )
-    return None
-
-
 def find_kernel_and_initrd(boot_dir: Path, kernel_required: bool) -> tuple[Path, Path] | None:
     """/boot/vmlinuz-VERSION and /boot/initrd.img-VERSION of the image's one kernel, if any."""
     kernels = _regular_files(boot_dir, "vmlinuz-")
@@ -226,185 +180,6 @@ def _regular_files(directory: Path, prefix: str) -> list[Path]:
         path
         for path in directory.iterdir()
         if path.name.startswith(prefix) and stat.S_ISREG(path.lstat().st_mode)
-    )
-
-
-def stage_files(recipe: Recipe, template: Mapping[str, str], stage_dir: Path) -> list[Path]:
-    """Copy (and template) each ``files`` entry into stage_dir; return the staged paths."""
-    staged_dir = stage_dir / "files"
-    staged_dir.mkdir(parents=True, exist_ok=True)
-    staged = []
-    for index, file in enumerate(recipe.files):
-        data = file.src.read_bytes()
-        if file.template and b"\0" not in data:
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                pass  # binary: copied as is
-            else:
-                where = f"files[{index}] ({file.src_in_archive})"
-                data = render_template(text, template, where).encode("utf-8")
-        target = staged_dir / str(index)
-        target.write_bytes(data)
-        staged.append(target)
-    return staged
-
-
-def customize_script(recipe: Recipe, staged: list[Path]) -> str:
-    """The shell script mmdebstrap runs as a customize hook (``sh script "$1"``, $1 = image root).
-
-    Order: hostname, users, files, customize commands, SSH host key unit, reproducibility
-    cleanup. Everything that writes into the image does so through ``chroot`` so symlinks in the
-    image resolve inside it, never on the build host.
-    """
-    parts = [_SCRIPT_HEADER, _hostname_part(recipe.hostname)]
-    parts += [_user_part(user, f"users[{i}]") for i, user in enumerate(recipe.users)]
-    parts += [_file_part(file, staged[i], f"files[{i}]") for i, file in enumerate(recipe.files)]
-    parts += [_customize_part(cmd, f"customize[{i}]") for i, cmd in enumerate(recipe.customize)]
-    parts.append(_SSH_HOSTKEYS_PART)
-    keep_resolv_conf = any(file.dest == "/etc/resolv.conf" for file in recipe.files)
-    parts.append(_cleanup_part(keep_resolv_conf))
-    return "\n".join(parts)
-
-
-# --- customize script pieces -------------------------------------------------------------------
-
-_SCRIPT_HEADER = """\
-#!/bin/sh
-# Generated by Kiln from recipe.yaml. mmdebstrap runs it as: sh <this file> <image root>
-set -eu
-umask 022
-root="$1"
-say() { printf '%s\\n' "I: kiln: $*"; }
-fail() { printf '%s\\n' "E: kiln: $*" >&2; exit 1; }
-# put_file DEST MODE OWNER < content: replace DEST inside the image (never writes through a link)
-put_file() {
-    chroot "$root" /bin/sh -ec 'mkdir -p "$(dirname "$1")"; rm -f "$1"; cat > "$1"
-        chown "$3" "$1"; chmod "$2" "$1"' put_file "$1" "$2" "$3"
-}
-"""
-
-_SSH_UNIT = """\
-[Unit]
-Description=Generate the SSH host keys the image does not ship (Kiln)
-Before=ssh.service ssh.socket
-ConditionPathExists=/usr/bin/ssh-keygen
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-RemainAfterExit=yes
-
-[Install]
-WantedBy=multi-user.target ssh.service
-"""
-
-SSH_UNIT_PATH = "/etc/systemd/system/kiln-ssh-hostkeys.service"
-
-_SSH_HOSTKEYS_PART = f"""\
-if chroot "$root" test -e /usr/sbin/sshd; then
-    say "sshd found: host keys are generated at boot by {SSH_UNIT_PATH}"
-    printf '%s' {shlex.quote(_SSH_UNIT)} | put_file {SSH_UNIT_PATH} 0644 root:root
-    for wants in multi-user.target.wants ssh.service.wants; do
-        chroot "$root" mkdir -p "/etc/systemd/system/$wants"
-        chroot "$root" ln -sfn {SSH_UNIT_PATH} "/etc/systemd/system/$wants/"
-    done
-fi
-"""
-
-_HOSTS_TAIL = (
-    "::1\tlocalhost ip6-localhost ip6-loopback",
-    "ff02::1\tip6-allnodes",
-    "ff02::2\tip6-allrouters",
-)
-
-_CLEANUP_COMMANDS = (
-    "rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub",
-    "rm -f /var/cache/ldconfig/aux-cache /var/cache/apt/*.bin",
-    "rm -f /var/lib/systemd/random-seed",
-    "if [ -d /var/log ]; then find /var/log -type f -exec truncate -s 0 {} +; fi",
-)
-_DROP_HOST_RESOLV_CONF = (
-    "if [ -f /etc/resolv.conf ] && [ ! -L /etc/resolv.conf ]; then rm -f /etc/resolv.conf; fi"
-)
-
-
-def _q(text: str) -> str:
-    return shlex.quote(text)
-
-
-def _hostname_part(hostname: str) -> str:
-    hosts = ["127.0.0.1\tlocalhost"]
-    if hostname != "localhost":
-        hosts.append(f"127.0.1.1\t{hostname}")
-    hosts += _HOSTS_TAIL
-    return (
-        f"say {_q(f'hostname {hostname}')}\n"
-        f"printf '%s\\n' {_q(hostname)} | put_file /etc/hostname 0644 root:root\n"
-        f"printf '%s\\n' {' '.join(_q(line) for line in hosts)} \\\n"
-        "    | put_file /etc/hosts 0644 root:root\n"
-    )
-
-
-def _user_part(user: User, where: str) -> str:
-    name = _q(user.name)  # validated, quoting is belt and braces
-    groups = _q(",".join(user.groups))
-    useradd = ["useradd", "--create-home", "--shell", _q(user.shell)]
-    useradd += ["--uid", str(user.uid)] if user.uid is not None else []
-    useradd += ["--groups", groups] if user.groups else []
-    lines = [
-        f"say {_q(f'user {user.name}')}",
-        f'if chroot "$root" getent passwd {name} >/dev/null; then',
-        f'    chroot "$root" usermod --shell {_q(user.shell)} {name} \\',
-        f"        || fail {_q(f'{where}: usermod failed')}",
-    ]
-    if user.groups:
-        lines.append(
-            f'    chroot "$root" usermod --append --groups {groups} {name} \\\n'
-            f"        || fail {_q(f'{where}: adding groups failed (do they exist in the image?)')}"
-        )
-    lines += [
-        "else",
-        f'    chroot "$root" {" ".join(useradd)} {name} \\',
-        f"        || fail {_q(f'{where}: useradd failed (do the groups exist in the image?)')}",
-        "fi",
-    ]
-    if user.ssh_authorized_keys:
-        keys = " ".join(_q(key) for key in user.ssh_authorized_keys)
-        lines += [
-            f'home=$(chroot "$root" getent passwd {name} | cut -d: -f6)',
-            f"printf '%s\\n' {keys} | put_file \"$home/.ssh/authorized_keys\" 0600 {name}:",
-            f'chroot "$root" chown {name}: "$home/.ssh"',
-            'chroot "$root" chmod 0700 "$home/.ssh"',
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def _file_part(file: FileCopy, staged: Path, where: str) -> str:
-    problem = f"{where}: could not write {file.dest} (does owner {file.owner} exist in the image?)"
-    return (
-        f"say {_q(f'file {file.dest}')}\n"
-        f"put_file {_q(file.dest)} {file.mode} {_q(file.owner)} < {_q(str(staged))} \\\n"
-        f"    || fail {_q(problem)}\n"
-    )
-
-
-def _customize_part(command: str, where: str) -> str:
-    summary = command.strip().splitlines()[0][:100]
-    return (
-        f"say {_q(f'{where}: {summary}')}\n"
-        f'chroot "$root" /bin/sh -ec {_q(command)} \\\n'
-        f'    || fail "{where} failed with exit status $?:" {_q(summary)}\n'
-    )
-
-
-def _cleanup_part(keep_resolv_conf: bool) -> str:
-    commands = list(_CLEANUP_COMMANDS)
-    if not keep_resolv_conf:
-        commands.append(_DROP_HOST_RESOLV_CONF)
-    return (
-        'say "removing SSH host keys, logs and caches that would make images differ"\n'
-        f'chroot "$root" /bin/sh -ec {_q(chr(10).join(commands))}\n'
     )
 
 
@@ -598,27 +373,3 @@ def _source(data: dict[Any, Any], where: str, recipe_dir: Path) -> Path:
     if not source.is_file():
         raise BuildError(f"{where}src {value!r} is not a file in the recipe archive")
     return source
-
-
-def _deb822_entries(text: str) -> list[tuple[str, list[str]]]:
-    entries = []
-    for stanza in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        for line in stanza.splitlines():
-            if ":" in line and not line.startswith(("#", " ", "\t")):
-                name, _, value = line.partition(":")
-                fields[name.strip().lower()] = value.strip()
-        if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
-            suites = fields.get("suites", "").split()
-            entries += [(uri, suites) for uri in fields.get("uris", "").split()]
-    return entries
-
-
-def _one_line_entries(text: str) -> list[tuple[str, list[str]]]:
-    entries = []
-    for line in text.splitlines():
-        line = re.sub(r"\[[^\]]*\]", " ", line.split("#", 1)[0])
-        words = line.split()
-        if len(words) >= 3 and words[0] == "deb":
-            entries.append((words[1], [words[2]]))
-    return entries

@@ -11,7 +11,7 @@ from chalicelib.adapters.artifacts import ArtifactStore, recipe_key
 from chalicelib.adapters.models import RecipeModel
 from chalicelib.auth import Principal
 from chalicelib.config import ARCHES, Settings
-from chalicelib.domain.recipe_archive import ArchiveRejected, inspect_archive
+from chalicelib.domain.recipe_archive import ArchiveFacts, ArchiveRejected, inspect_archive
 from chalicelib.domain.states import RECIPE_ARCHIVE_TRANSITIONS, can_move
 from chalicelib.domain.validation import BodyCheck, require_object
 from chalicelib.errors import Conflict, Invalid
@@ -114,16 +114,22 @@ def _adopt_link(
     if head is None:
         raise Invalid(f"link.path {link['path']} does not exist", {"link": ["no such object"]})
     try:
-        facts = inspect_archive(
-            store.stream(key),
-            recipe.recipe_type,
-            settings.recipe_max_bytes,
-            settings.recipe_max_members,
-        )
+        facts = _inspect(store, key, recipe, settings)
     except ArchiveRejected as exc:
         raise Invalid(f"recipe archive rejected: {exc}", {"link": [str(exc)]}) from exc
     _mark_ready(
         recipe, store.url(key), str(head.get("ETag", "")).strip('"'), facts.sha256, facts.size
+    )
+
+
+def _inspect(
+    store: ArtifactStore, key: str, recipe: RecipeModel, settings: Settings
+) -> ArchiveFacts:
+    return inspect_archive(
+        store.stream(key),
+        recipe.recipe_type,
+        settings.recipe_max_bytes,
+        settings.recipe_max_members,
     )
 
 
@@ -152,12 +158,7 @@ def archive_uploaded(
         if recipe.link and recipe.link.get("etag") == etag and recipe.archive_status == "ready":
             return recipe_id, "unchanged: already checked"
         try:
-            facts = inspect_archive(
-                store.stream(key),
-                recipe.recipe_type,
-                settings.recipe_max_bytes,
-                settings.recipe_max_members,
-            )
+            facts = _inspect(store, key, recipe, settings)
             new_status, reason = "ready", None
         except ArchiveRejected as exc:
             new_status, reason = "invalid", str(exc)

@@ -1,62 +1,28 @@
-"""Fast tests of the kiln-debian recipe format (no mmdebstrap, no network beyond localhost)."""
+"""Fast tests of the kiln-debian recipe format and the backend registry (no mmdebstrap)."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import platform
-import shlex
-import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from builders.backends import available_backends, backend_for
 from builders.backends import debian_recipe as recipes
-from builders.backends.base import ROOTFS_SQUASHFS, BuildContext, BuildError
+from builders.backends.base import ROOTFS_SQUASHFS, BuildError
 from builders.backends.debian import DebianBackend
 from builders.backends.noop import NoopBackend
+from tests.builders.helpers import context, load, write_recipe
 
 S = "suite: bookworm\n"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
-
-
-def write_recipe(directory: Path, text: str, files: dict[str, bytes] | None = None) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "recipe.yaml").write_text(text)
-    for name, data in (files or {}).items():
-        (directory / name).parent.mkdir(parents=True, exist_ok=True)
-        (directory / name).write_bytes(data)
-    return directory
-
-
-def load(tmp_path: Path, text: str, template: dict[str, str] | None = None) -> recipes.Recipe:
-    return recipes.load_recipe(write_recipe(tmp_path / "recipe", text), template or {})
 
 
 def error_of(tmp_path: Path, text: str, template: dict[str, str] | None = None) -> str:
     with pytest.raises(BuildError) as caught:
         load(tmp_path, text, template)
     return str(caught.value)
-
-
-def context(tmp_path: Path, recipe_dir: Path, **overrides: object) -> BuildContext:
-    fields: dict[str, object] = {
-        "job_id": "job-1",
-        "arch": "x86_64",
-        "recipe_type": "kiln-debian",
-        "recipe_dir": recipe_dir,
-        "work_dir": tmp_path / "work",
-        "out_dir": tmp_path / "out",
-        "template": {},
-        "source_date_epoch": 1700000000,
-        "image_root_archive_name": "rootfs",
-        "log": lambda line: None,
-    }
-    fields.update(overrides)
-    return BuildContext(**fields)  # type: ignore[arg-type]
 
 
 # --- parsing and defaults -------------------------------------------------------------------
@@ -240,57 +206,7 @@ def test_file_dest_must_be_absolute(tmp_path: Path, dest: str) -> None:
         recipes.load_recipe(recipe_dir, {})
 
 
-# --- staging files and the customize script ----------------------------------------------------
-
-
-def test_stage_files_templates_text_only(tmp_path: Path) -> None:
-    binary = b"\x00\x01{{MOTD}}"
-    recipe_dir = write_recipe(
-        tmp_path / "recipe",
-        """suite: bookworm
-files:
-  - {src: motd, dest: /etc/motd}
-  - {src: blob, dest: /blob}
-  - {src: raw, dest: /raw, template: false}
-""",
-        {"motd": b"Hi {{MOTD}}!\n", "blob": binary, "raw": b"{{MOTD}}"},
-    )
-    recipe = recipes.load_recipe(recipe_dir, {"MOTD": "there"})
-    staged = recipes.stage_files(recipe, {"MOTD": "there"}, tmp_path / "stage")
-    assert [path.read_bytes() for path in staged] == [b"Hi there!\n", binary, b"{{MOTD}}"]
-
-
-def test_stage_files_names_missing_key_and_file(tmp_path: Path) -> None:
-    recipe_dir = write_recipe(
-        tmp_path / "recipe",
-        "suite: bookworm\nfiles: [{src: files/motd, dest: /etc/motd}]\n",
-        {"files/motd": b"{{MOTD}}"},
-    )
-    recipe = recipes.load_recipe(recipe_dir, {})
-    with pytest.raises(BuildError, match=r"files\[0\] \(files/motd\) uses template key\(s\) MOTD"):
-        recipes.stage_files(recipe, {}, tmp_path / "stage")
-
-
-def test_customize_script_is_valid_shell_and_quotes_user_text(tmp_path: Path) -> None:
-    recipe_dir = write_recipe(
-        tmp_path / "recipe",
-        """suite: bookworm
-users: [{name: kiln, groups: [sudo], ssh_authorized_keys: ["ssh-ed25519 AAAA it's $(me)"]}]
-files: [{src: f, dest: "/etc/x $(touch /tmp/pwned)"}]
-customize: ["echo 'a' > /b; false"]
-""",
-        {"f": b"x"},
-    )
-    recipe = recipes.load_recipe(recipe_dir, {})
-    staged = recipes.stage_files(recipe, {}, tmp_path / "stage")
-    script = recipes.customize_script(recipe, staged)
-    subprocess.run(["sh", "-n"], input=script.encode(), check=True)
-    put_line = next(line for line in script.splitlines() if line.startswith("put_file '/etc/x"))
-    assert shlex.split(put_line.removesuffix(" \\"))[1] == "/etc/x $(touch /tmp/pwned)"
-    assert "useradd --create-home --shell /bin/bash --groups sudo kiln" in script
-    assert "'ssh-ed25519 AAAA it'\"'\"'s $(me)'" in script
-    assert "rm -f /etc/ssh/ssh_host_*_key" in script
-    assert recipes.SSH_UNIT_PATH in script
+# --- arch and kernel ---------------------------------------------------------------------------
 
 
 def test_kernel_packages_follow_the_arch() -> None:
@@ -318,82 +234,6 @@ def test_find_kernel_and_initrd(tmp_path: Path) -> None:
         boot / "vmlinuz-6.1.0-1-amd64",
         boot / "initrd.img-6.1.0-1-amd64",
     )
-
-
-# --- mirrors -------------------------------------------------------------------------------------
-
-
-def test_mirror_resolution_order(tmp_path: Path) -> None:
-    etc_apt = tmp_path / "apt"
-    (etc_apt / "sources.list.d").mkdir(parents=True)
-    (etc_apt / "sources.list.d" / "debian.sources").write_text(
-        "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n\n"
-        "Types: deb deb-src\nURIs: http://host.example/debian\nSuites: bookworm\n"
-    )
-    without_mirror = load(tmp_path, "suite: bookworm\n")
-    with_mirror = recipes.parse_recipe("suite: bookworm\nmirror: http://r.example/d/\n", tmp_path)
-    env = {recipes.MIRROR_ENV: "http://env.example/debian"}
-    assert recipes.resolve_mirror(with_mirror, env, etc_apt) == "http://r.example/d"
-    assert recipes.resolve_mirror(without_mirror, env, etc_apt) == "http://env.example/debian"
-    assert recipes.resolve_mirror(without_mirror, {}, etc_apt) == "http://host.example/debian"
-    assert recipes.resolve_mirror(without_mirror, {}, tmp_path / "none") == recipes.DEFAULT_MIRROR
-
-
-def test_host_mirror_from_one_line_sources(tmp_path: Path) -> None:
-    (tmp_path / "sources.list").write_text(
-        "# comment\ndeb-src http://src.example/debian bookworm main\n"
-        "deb [arch=amd64 signed-by=/k.gpg] http://one.example/debian bookworm main\n"
-    )
-    assert recipes.host_apt_mirror(tmp_path) == "http://one.example/debian"
-
-
-class _ReleaseHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        if self.path == "/debian/dists/bookworm/Release":
-            body = b"Suite: stable\nArchitectures: amd64 arm64\nComponents: main contrib\n"
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(body)
-        else:
-            self.send_error(404)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture()
-def release_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ReleaseHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/debian"
-    server.shutdown()
-    server.server_close()
-
-
-def _wait(tmp_path: Path, text: str, arch: str = "x86_64", wait: float = 5.0) -> None:
-    recipe_dir = write_recipe(tmp_path / "recipe", text)
-    DebianBackend(repo_wait_seconds=wait).wait_for_repos(context(tmp_path, recipe_dir, arch=arch))
-
-
-def test_wait_for_repos_ok(tmp_path: Path, release_server: str) -> None:
-    _wait(tmp_path, f"suite: bookworm\nmirror: {release_server}\n")
-
-
-def test_wait_for_repos_unknown_suite_fails_at_once(tmp_path: Path, release_server: str) -> None:
-    with pytest.raises(BuildError, match="suite 'bookwurm' does not exist on package mirror"):
-        _wait(tmp_path, f"suite: bookwurm\nmirror: {release_server}\n", wait=60)
-
-
-def test_wait_for_repos_checks_components(tmp_path: Path, release_server: str) -> None:
-    with pytest.raises(BuildError, match="component\\(s\\) non-free not in suite bookworm"):
-        _wait(tmp_path, f"suite: bookworm\nmirror: {release_server}\ncomponents: [non-free]\n")
-
-
-def test_wait_for_repos_gives_up_on_a_dead_mirror(tmp_path: Path, release_server: str) -> None:
-    dead = release_server.rsplit(":", 1)[0] + ":9/debian"  # discard port: nothing listens
-    with pytest.raises(BuildError, match=f"package mirror {dead} did not answer for suite"):
-        _wait(tmp_path, f"suite: bookworm\nmirror: {dead}\n", wait=1)
 
 
 # --- backend registry, availability and the noop backend ---------------------------------------

@@ -12,7 +12,7 @@ import app as app_module
 from chalicelib.config import UPLOAD_EVENTS_QUEUE
 from infra.local.event_sources import SqsPoller
 from tests.conftest import Kiln, make_archive
-from tests.ims.helpers import NOOP_RECIPE, V3, presigned_put, public_key
+from tests.ims.helpers import NOOP_RECIPE, V3, create_job, presigned_put, public_key
 
 
 def deliver_uploads(kiln: Kiln) -> int:
@@ -54,16 +54,7 @@ def test_upload_makes_the_recipe_usable(kiln: Kiln) -> None:
     assert recipe["archive"]["size"] == len(archive)
     kiln.register_host()
     key = public_key(kiln)
-    job = kiln.call(
-        "POST",
-        f"{V3}/jobs",
-        {
-            "job_type": "create",
-            "artifact_id": recipe_id,
-            "public_key_id": key["id"],
-            "image_root_archive_name": "x",
-        },
-    )
+    job = create_job(kiln, recipe_id, key["id"])
     assert job.status_code == 201
 
 
@@ -134,26 +125,12 @@ def test_unsafe_archive_is_marked_invalid_and_jobs_refuse_it(
     assert "link" not in recipe
     kiln.register_host()
     key = public_key(kiln)
-    job = kiln.call(
-        "POST",
-        f"{V3}/jobs",
-        {
-            "job_type": "create",
-            "artifact_id": recipe_id,
-            "public_key_id": key["id"],
-            "image_root_archive_name": "x",
-        },
-    )
+    job = create_job(kiln, recipe_id, key["id"])
     assert job.status_code == 422 and reason in job.json_body["detail"]
 
 
-def test_oversized_archive_is_invalid(kiln: Kiln, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dataclasses
-
-    from chalicelib import container
-
-    box = container.container()
-    container.use(container.Container(dataclasses.replace(box.settings, recipe_max_bytes=64)))
+def test_oversized_archive_is_invalid(kiln: Kiln) -> None:
+    kiln.configure(recipe_max_bytes=64)
     recipe_id = new_recipe(kiln)
     recipe = upload(kiln, recipe_id, make_archive({"recipe.yaml": "x" * 5000, "b": "y" * 999}))
     assert recipe["archive"]["status"] == "invalid"

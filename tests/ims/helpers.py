@@ -49,3 +49,14 @@ def public_key(kiln: Kiln, tenant: str = "demo") -> dict[str, Any]:
 def presigned_put(url: str, data: bytes) -> None:
     response = requests.put(url, data=data, timeout=10)
     assert response.status_code == 200, response.text
+
+
+def create_job(kiln: Kiln, recipe_id: str, key_id: str, tenant: str = "demo") -> Any:
+    """POST a create job; returns the raw response."""
+    body = {
+        "job_type": "create",
+        "artifact_id": recipe_id,
+        "public_key_id": key_id,
+        "image_root_archive_name": "x",
+    }
+    return kiln.call("POST", f"{V3}/jobs", body, tenant=tenant)

@@ -9,6 +9,7 @@ from typing import Any
 
 from chalice import BadRequestError, Blueprint, Response
 
+from chalicelib import observability
 from chalicelib.auth import Principal, verify_bearer
 from chalicelib.container import container
 from chalicelib.errors import DomainError, NoInput
@@ -41,6 +42,9 @@ def ims_route(
                 result = view(principal, _body(request), **params)
             except DomainError as error:
                 return problem(error, request.path)
+            except Exception:  # never a bare stack trace: IMS clients get ProblemDetails
+                observability.logger().exception("unhandled error")
+                return problem(DomainError("An internal error occurred."), request.path)
             if isinstance(result, Response):
                 return result
             if status == 204:
