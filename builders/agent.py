@@ -127,6 +127,7 @@ class Agent:
             self.answers.put(job_id, answer)
             self._answer(token, answer)
         self.announce()
+        self.log.set_correlation_id(None)
 
     def _execute(self, run: JobRun) -> dict[str, Any] | None:
         started = time.monotonic()

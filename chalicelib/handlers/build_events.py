@@ -52,5 +52,6 @@ def handle_one(message: dict[str, Any], box: Container) -> str:
         outcome = "node seen"
     else:
         outcome = f"ignored: unknown event type {kind!r}"
-    log.info("build event", extra={"event_type": kind, "outcome": outcome})
+    level = log.debug if kind == "node_heartbeat" else log.info
+    level("build event", extra={"event_type": kind, "outcome": outcome})
     return outcome

@@ -217,6 +217,7 @@ class LocalStack:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     stack = LocalStack(StackOptions.from_env())
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -192,3 +192,4 @@ def test_patch_job_is_for_the_worker_role_only(kiln: Kiln, ready) -> None:
 def test_unknown_job_is_404(kiln: Kiln) -> None:
     response = kiln.call("GET", f"{V3}/jobs/d77ef3de-5400-482e-a579-88114b8bf2d2")
     assert response.status_code == 404 and response.json_body["status"] == 404
+    assert response.json_body["instance"] == f"{V3}/jobs/d77ef3de-5400-482e-a579-88114b8bf2d2"

@@ -41,10 +41,10 @@ def ims_route(
                 principal = None if public else _principal(request)
                 result = view(principal, _body(request), **params)
             except DomainError as error:
-                return problem(error, request.path)
+                return problem(error, _instance(request))
             except Exception:  # never a bare stack trace: IMS clients get ProblemDetails
                 observability.logger().exception("unhandled error")
-                return problem(DomainError("An internal error occurred."), request.path)
+                return problem(DomainError("An internal error occurred."), _instance(request))
             if isinstance(result, Response):
                 return result
             if status == 204:
@@ -63,6 +63,11 @@ def ims_route(
 
 
 _CONTENT_TYPES = ["application/json", "application/merge-patch+json"]
+
+
+def _instance(request: Any) -> str:
+    """The path as requested (request.path is the route template, e.g. /jobs/{job_id})."""
+    return str((request.context or {}).get("path") or request.path)
 
 
 def _principal(request: Any) -> Principal:
