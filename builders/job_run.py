@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tarfile
 import threading
 import time
@@ -11,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from builders import workdir
 from builders.backends import backend_for
 from builders.backends.base import BuildContext, BuildError
 from builders.report import Reporter
@@ -47,7 +47,7 @@ class JobRun:
     def execute(self) -> dict[str, Any]:
         """Build and publish; returns the SendTaskSuccess output. Raises BuildError or Stopped."""
         started = time.monotonic()
-        shutil.rmtree(self.work_dir, ignore_errors=True)
+        workdir.remove(self.work_dir)
         (self.work_dir / "out").mkdir(parents=True)
         try:
             backend = self._pick_backend()
@@ -72,7 +72,7 @@ class JobRun:
                 "build_seconds": round(time.monotonic() - started, 3),
             }
         finally:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
+            workdir.remove(self.work_dir)
 
     def upload_log(self) -> str:
         key = f"jobs/{self.job_id}/build.log"

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from builders import workdir
 from builders.backends import debian_mirror as mirrors
 from builders.backends import debian_recipe as recipes
 from builders.backends import debian_script as scripts
@@ -288,17 +289,9 @@ def _error_summary(lines: list[str]) -> str:
 
 def _unmount_below(root: Path, ctx: BuildContext) -> None:
     """Unmount whatever an interrupted mmdebstrap left mounted inside the rootfs (deepest first)."""
-    prefix = str(root.resolve())
-    mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
-    points = [_unescape_mount(line.split()[4]) for line in mountinfo]
-    for point in reversed(points):
-        if point == prefix or point.startswith(prefix + "/"):
-            ctx.log(f"W: kiln: unmounting leftover {point}")
-            subprocess.run(["umount", "--lazy", point], check=False)
-
-
-def _unescape_mount(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
+    for point in reversed(workdir.mounts_below(root)):
+        ctx.log(f"W: kiln: unmounting leftover {point}")
+        subprocess.run(["umount", "--lazy", point], check=False)
 
 
 def _make_squashfs(
