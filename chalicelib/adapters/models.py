@@ -38,6 +38,17 @@ class ByKind(GlobalSecondaryIndex["Any"]):
     created_id = UnicodeAttribute(range_key=True)
 
 
+class Unfinished(GlobalSecondaryIndex["Any"]):
+    """Sparse: only jobs that have not ended carry ``unfinished``, so cleanup reads just those."""
+
+    class Meta:
+        index_name = "unfinished"
+        projection = AllProjection()
+
+    unfinished = UnicodeAttribute(hash_key=True)
+    created_id = UnicodeAttribute(range_key=True)
+
+
 class TenantRecord(Model):
     """Fields every tenant-owned record has."""
 
@@ -98,6 +109,8 @@ class JobModel(TenantRecord):
 
     by_tenant = ByTenant()
     by_kind = ByKind()
+    by_unfinished = Unfinished()
+    unfinished = UnicodeAttribute(null=True)  # "job" until the job ends, then removed
     job_type = UnicodeAttribute()
     artifact_id = UnicodeAttribute()
     public_key_id = UnicodeAttribute()

@@ -18,7 +18,13 @@ from chalicelib.adapters.workflows import Workflows
 from chalicelib.auth import Principal
 from chalicelib.config import Settings
 from chalicelib.domain import build_nodes, images
-from chalicelib.domain.states import JOB_STATUSES, JOB_TRANSITIONS, can_move, check_move
+from chalicelib.domain.states import (
+    JOB_STATUSES,
+    JOB_TERMINAL,
+    JOB_TRANSITIONS,
+    can_move,
+    check_move,
+)
 from chalicelib.domain.validation import BodyCheck, require_object
 from chalicelib.errors import Conflict, Invalid
 
@@ -93,11 +99,12 @@ def create(
     job.arch, job.recipe_type = recipe.arch, recipe.recipe_type
     job.require_dkms = job.require_dkms or recipe.require_dkms
     job.planned_image_id = str(uuid.uuid4())
-    job.status = "creating"
+    job.status, job.unfinished = "creating", KIND
     records.stamp(job, principal.tenant, KIND)
     unserved = _unserved_reason(job, settings)
     if unserved:
         job.status, job.status_reason, job.finished = "error", unserved, records.utc_now()
+        job.unfinished = None
         observability.count("JobsFailed")
         return records.insert(job)
     records.insert(job)
@@ -175,11 +182,19 @@ def patch(principal: Principal, job_id: str, body: Any) -> JobModel:
     def change(job: JobModel) -> None:
         if status is not None and status != job.status:
             check_move(JOB_TRANSITIONS, "job", job.status, status)
-            job.status = status
+            _set_status(job, status)
         if resultant is not None:
             job.resultant_image_id = resultant
 
     return _update(job_id, change)
+
+
+def _set_status(job: JobModel, status: str) -> None:
+    """The one place a job's status changes; an ended job leaves the unfinished index."""
+    job.status = status
+    if status in JOB_TERMINAL:
+        job.unfinished = None
+        job.finished = job.finished or records.utc_now()
 
 
 def _update(job_id: str, change: Callable[[JobModel], None]) -> JobModel:
@@ -208,7 +223,7 @@ def record_progress(job_id: str, status: str, node: str | None, at: float | None
         if at and job.host_started is None:
             job.host_started = at
         if status != job.status and can_move(JOB_TRANSITIONS, job.status, status):
-            job.status = status
+            _set_status(job, status)
             outcome["value"] = status
 
     if records.find(JobModel, job_id) is None:
@@ -219,9 +234,10 @@ def record_progress(job_id: str, status: str, node: str | None, at: float | None
 
 def _finish(job_id: str, status: str, reason: str | None, **fields: Any) -> JobModel:
     def change(job: JobModel) -> None:
-        if job.status in ("success", "error"):
+        if job.status in JOB_TERMINAL:
             return
-        job.status, job.status_reason, job.finished = status, reason, records.utc_now()
+        _set_status(job, status)
+        job.status_reason = reason
         for name, value in fields.items():
             setattr(job, name, value)
 
@@ -261,7 +277,7 @@ def failed(job_id: str, error: str, cause: str | None = None) -> str:
     job = records.find(JobModel, job_id)
     if job is None:
         return "ignored: no such job"
-    if job.status in ("success", "error"):
+    if job.status in JOB_TERMINAL:
         return f"unchanged: already {job.status}"
     _finish(job_id, "error", describe_failure(error, cause))
     observability.count("JobsFailed")
@@ -275,14 +291,13 @@ def describe_failure(error: str, cause: str | None) -> str:
 
 
 def stale_jobs(older_than_seconds: float, now: float | None = None) -> list[JobModel]:
-    """Unfinished jobs created before the cutoff (read from the kind index, oldest first)."""
+    """Unfinished jobs created before the cutoff, oldest first (from the sparse index)."""
     cutoff = (now or time.time()) - older_than_seconds
     stale = []
-    for job in JobModel.by_kind.query(KIND):
+    for job in JobModel.by_unfinished.query(KIND):
         if _epoch(job.created) > cutoff:
             break
-        if job.status not in ("success", "error"):
-            stale.append(job)
+        stale.append(job)
     return stale
 
 

@@ -45,6 +45,16 @@ def test_schedule_ends_jobs_left_unfinished_past_their_timeout(kiln: Kiln) -> No
     assert other["status_reason"] == "BuildFailed: first"
 
 
+def test_jobs_a_worker_ended_are_not_cleaned_up(kiln: Kiln) -> None:
+    job_id = started_job(kiln)
+    moved = kiln.call("PATCH", f"{V3}/jobs/{job_id}", {"status": "success"}, role="worker")
+    assert moved.json_body["status"] == "success" and moved.json_body["finished"]
+    kiln.configure(job_stale_seconds=0)
+    kiln.client.lambda_.invoke("on_cleanup_schedule", scheduled(kiln))
+    ended = kiln.call("GET", f"{V3}/jobs/{job_id}").json_body
+    assert ended["status"] == "success" and ended["status_reason"] is None
+
+
 def test_local_schedule_driver_fires_the_cleanup_handler(kiln: Kiln) -> None:
     """infra/local drives the schedule `chalice local` ignores, with a Lambda-shaped event."""
     job_id = started_job(kiln)
