@@ -44,6 +44,8 @@ STOPPED = "build stopped: host is shutting down"
 _CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PASSED_THROUGH_ENV = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY")
 _TERM_GRACE_SECONDS = 30.0
+# a point-in-time snapshot archive: .../archive/debian/20250520T000000Z
+_SNAPSHOT_MIRROR = re.compile(r"/archive/[^/]+/\d{8}T\d{6}Z/?$")
 _ERROR_LINES = 4
 # mmdebstrap's wrappers around the real error (which apt or the customize script printed)
 _GENERIC_ERROR = re.compile(
@@ -181,7 +183,7 @@ def _mmdebstrap_command(
     ]
     if packages:
         command.append(f"--include={','.join(packages)}")
-    if "snapshot.debian.org" in mirror:  # snapshots are old on purpose
+    if _SNAPSHOT_MIRROR.search(mirror):  # a snapshot archive is old on purpose
         command.append('--aptopt=Acquire::Check-Valid-Until "false"')
     return command + [recipe.suite, str(rootfs), mirror]
 

@@ -9,16 +9,21 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from builders.backends.base import BuildError
 from builders.backends.debian_recipe import Recipe
 
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 MIRROR_ENV = "KILN_DEBIAN_MIRROR"
 
 
 def resolve_mirror(recipe: Recipe, environ: Mapping[str, str], etc_apt: Path) -> str:
-    """The recipe's mirror, else $KILN_DEBIAN_MIRROR, else the host's apt mirror, else Debian's."""
+    """The recipe's mirror, else $KILN_DEBIAN_MIRROR, else the mirror in the host's apt sources."""
     chosen = recipe.mirror or environ.get(MIRROR_ENV) or host_apt_mirror(etc_apt)
-    return (chosen or DEFAULT_MIRROR).rstrip("/")
+    if not chosen:
+        raise BuildError(
+            "no Debian package mirror is configured: set 'mirror' in recipe.yaml, "
+            f"${MIRROR_ENV} on the build host, or a deb source in the host's apt sources"
+        )
+    return chosen.rstrip("/")
 
 
 def host_apt_mirror(etc_apt: Path) -> str | None:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,6 +77,15 @@ def aws_environment(aws_port: int) -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
     }
+
+
+def host_command() -> list[str]:
+    """The build host runs as root (mmdebstrap's root mode); through sudo when we are not."""
+    command = [sys.executable, "-m", "builders.agent"]
+    if os.geteuid() != 0 and shutil.which("sudo"):
+        log.info("starting the build host through sudo: building images needs root")
+        return ["sudo", "--preserve-env", *command]
+    return command
 
 
 class LocalStack:
@@ -159,7 +169,7 @@ class LocalStack:
                 "KILN_HEARTBEAT_SECONDS": str(self.options.heartbeat_seconds),
             }
         )
-        return subprocess.Popen([sys.executable, "-m", "builders.agent"], cwd=ROOT, env=env)
+        return subprocess.Popen(host_command(), cwd=ROOT, env=env)
 
     def _wait_for_hosts(self, timeout: float = 60) -> None:
         from chalicelib.domain import build_nodes

@@ -29,7 +29,8 @@ def test_mirror_resolution_order(tmp_path: Path) -> None:
     assert mirrors.resolve_mirror(with_mirror, env, etc_apt) == "http://r.example/d"
     assert mirrors.resolve_mirror(without_mirror, env, etc_apt) == "http://env.example/debian"
     assert mirrors.resolve_mirror(without_mirror, {}, etc_apt) == "http://host.example/debian"
-    assert mirrors.resolve_mirror(without_mirror, {}, tmp_path / "none") == mirrors.DEFAULT_MIRROR
+    with pytest.raises(BuildError, match="no Debian package mirror is configured"):
+        mirrors.resolve_mirror(without_mirror, {}, tmp_path / "none")
 
 
 def test_host_mirror_from_one_line_sources(tmp_path: Path) -> None:
