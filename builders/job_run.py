@@ -60,9 +60,7 @@ class JobRun:
             artifacts = backend.build(ctx)
             if self._should_stop():
                 raise Stopped()
-            manifest = self._reporter.publish_image(
-                self.job["bucket"], self.job["image_id"], self.job, artifacts, self.work_dir
-            )
+            manifest = self._reporter.publish_image(self.job, artifacts, self.work_dir)
             self.log(f"published {manifest['artifacts']} artifacts and {manifest['key']}")
             return {
                 "image_id": self.job["image_id"],
@@ -75,7 +73,7 @@ class JobRun:
             workdir.remove(self.work_dir)
 
     def upload_log(self) -> str:
-        key = f"jobs/{self.job_id}/build.log"
+        key = self.job["log_key"]
         path = self.work_dir.parent / f"{self.job_id}.log"
         with self._log_lock:
             path.write_text("\n".join(self._log_lines) + "\n", encoding="utf-8")

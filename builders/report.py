@@ -69,34 +69,30 @@ class Reporter:
         return {"link": {"path": f"s3://{bucket}/{key}", "etag": etag, "type": "s3"}, **facts}
 
     def publish_image(
-        self,
-        bucket: str,
-        image_id: str,
-        job: dict[str, Any],
-        artifacts: list[Artifact],
-        work_dir: Path,
+        self, job: dict[str, Any], artifacts: list[Artifact], work_dir: Path
     ) -> dict[str, Any]:
-        """Upload the artifacts and an IMS-style manifest.json listing each of them."""
+        """Upload the artifacts and an IMS-style manifest.json listing each of them, under the
+        job's ``artifact_prefix`` (the API side owns the key scheme)."""
+        bucket, prefix = job["bucket"], job["artifact_prefix"]
         listed = []
         for artifact in artifacts:
-            key = f"images/{image_id}/{artifact.path.name}"
+            key = f"{prefix}{artifact.path.name}"
             uploaded = self.upload(bucket, key, artifact.path, "application/octet-stream")
             listed.append({"name": artifact.path.name, "type": artifact.type, **uploaded})
         manifest = {
             "version": "1.0",
             "created": datetime.datetime.now(datetime.UTC).isoformat(),
-            "image_id": image_id,
+            "image_id": job["image_id"],
             "job_id": job["job_id"],
             "arch": job["arch"],
             "artifacts": listed,
         }
         manifest_path = work_dir / "manifest.json"
         manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        uploaded = self.upload(
-            bucket, f"images/{image_id}/manifest.json", manifest_path, "application/json"
-        )
+        manifest_key = f"{prefix}manifest.json"
+        uploaded = self.upload(bucket, manifest_key, manifest_path, "application/json")
         return {
-            "key": f"images/{image_id}/manifest.json",
+            "key": manifest_key,
             "etag": uploaded["link"]["etag"],
             "sha256": uploaded["sha256"],
             "artifacts": len(listed),

@@ -12,7 +12,12 @@ from pynamodb.exceptions import PutError
 
 from chalicelib import observability
 from chalicelib.adapters import records
-from chalicelib.adapters.artifacts import ArtifactStore, manifest_key
+from chalicelib.adapters.artifacts import (
+    ArtifactStore,
+    image_prefix,
+    job_log_key,
+    manifest_key,
+)
 from chalicelib.adapters.models import JobModel, PublicKeyModel, RecipeModel
 from chalicelib.adapters.workflows import Workflows
 from chalicelib.auth import Principal
@@ -26,7 +31,7 @@ from chalicelib.domain.states import (
     check_move,
 )
 from chalicelib.domain.validation import BodyCheck, require_object
-from chalicelib.errors import Conflict, Invalid
+from chalicelib.errors import Conflict, Invalid, NotFound
 
 KIND = "job"
 JOB_TYPES = ("create", "customize")
@@ -153,6 +158,8 @@ def build_input(job: JobModel, recipe: RecipeModel, store: ArtifactStore) -> dic
         },
         "bucket": store.bucket,
         "image_id": job.planned_image_id,
+        "artifact_prefix": image_prefix(job.planned_image_id),
+        "log_key": job_log_key(job.id),
         "image_root_archive_name": job.image_root_archive_name,
         "kernel_file_name": job.kernel_file_name,
         "initrd_file_name": job.initrd_file_name,
@@ -164,6 +171,15 @@ def build_input(job: JobModel, recipe: RecipeModel, store: ArtifactStore) -> dic
 
 def get(principal: Principal, job_id: str) -> JobModel:
     return records.get_visible(JobModel, job_id, principal, "job")
+
+
+def build_log(principal: Principal, job_id: str, store: ArtifactStore) -> str:
+    """The build host's log of the job (written when the job ends, success or failure)."""
+    job = get(principal, job_id)
+    key = job_log_key(job.id)
+    if store.head(key) is None:
+        raise NotFound(f"job {job_id} has no build log yet (status {job.status})")
+    return store.read(key).decode("utf-8", errors="replace")
 
 
 def list_for(principal: Principal) -> list[JobModel]:

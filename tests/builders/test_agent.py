@@ -49,7 +49,7 @@ class Harness:
         self.thread.join(timeout=15)
 
     def start_job(self, recipe_yaml: str, sha256: str | None = None) -> dict[str, Any]:
-        job_id = str(uuid.uuid4())
+        job_id, image_id = str(uuid.uuid4()), str(uuid.uuid4())
         archive = make_archive({"recipe.yaml": recipe_yaml})
         key = f"recipes/{job_id}/recipe.tar.gz"
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=archive)
@@ -64,7 +64,9 @@ class Harness:
                 "sha256": sha256 or hashlib.sha256(archive).hexdigest(),
             },
             "bucket": BUCKET,
-            "image_id": str(uuid.uuid4()),
+            "image_id": image_id,
+            "artifact_prefix": f"images/{image_id}/",
+            "log_key": f"jobs/{job_id}/build.log",
             "image_root_archive_name": "img",
             "template_dictionary": {"A": "1"},
             "source_date_epoch": 1700000000,

@@ -138,6 +138,8 @@ def test_failing_build_ends_in_error_with_reason(stack: StackProcess) -> None:
     done, _ = wait_for_job(stack, job["id"], timeout=600)
     assert done["status"] == "error"
     assert "kiln-no-such-package" in done["status_reason"], done
+    log = stack.ims("GET", f"/v3/jobs/{job['id']}/log")
+    assert log.status_code == 200 and "kiln-no-such-package" in log.text
 
 
 def _token(tenant: str, stack: StackProcess) -> str:

@@ -6,7 +6,7 @@ import boto3
 import pytest
 
 from tests.conftest import Kiln
-from tests.ims.helpers import NOOP_RECIPE, V3, public_key, ready_recipe
+from tests.ims.helpers import NOOP_RECIPE, V3, public_key, put_object, ready_recipe
 
 
 def job_body(recipe: dict, key: dict, **extra: object) -> dict:
@@ -193,3 +193,20 @@ def test_unknown_job_is_404(kiln: Kiln) -> None:
     response = kiln.call("GET", f"{V3}/jobs/d77ef3de-5400-482e-a579-88114b8bf2d2")
     assert response.status_code == 404 and response.json_body["status"] == 404
     assert response.json_body["instance"] == f"{V3}/jobs/d77ef3de-5400-482e-a579-88114b8bf2d2"
+
+
+def test_build_log_is_served_once_the_host_wrote_it(kiln: Kiln, ready) -> None:
+    recipe, key = ready
+    job = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key)).json_body
+    missing = kiln.call("GET", f"{V3}/jobs/{job['id']}/log")
+    assert missing.status_code == 404 and "no build log yet" in missing.json_body["detail"]
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = kiln.provisioned.state_machine_arn.replace(":stateMachine:", ":execution:")
+    log_key = json.loads(sfn.describe_execution(executionArn=f"{arn}:{job['id']}")["input"])[
+        "log_key"
+    ]
+    put_object(kiln, log_key, b"E: Unable to locate package nope\n")
+    log = kiln.call("GET", f"{V3}/jobs/{job['id']}/log")
+    assert log.status_code == 200 and log.headers["Content-Type"] == "text/plain"
+    assert log.body == b"E: Unable to locate package nope\n"
+    assert kiln.call("GET", f"{V3}/jobs/{job['id']}/log", tenant="other").status_code == 404

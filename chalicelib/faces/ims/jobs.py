@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
 
 from chalicelib.auth import Principal
 from chalicelib.container import container
@@ -35,3 +35,9 @@ def get_job(principal: Principal, _body: Any, job_id: str) -> dict[str, Any]:
 @ims_route(bp, "/jobs/{job_id}", ["PATCH"])
 def patch_job(principal: Principal, body: Any, job_id: str) -> dict[str, Any]:
     return views.job(builds.patch(principal, job_id, body))
+
+
+@ims_route(bp, "/jobs/{job_id}/log", ["GET"])
+def get_job_log(principal: Principal, _body: Any, job_id: str) -> Response:
+    text = builds.build_log(principal, job_id, container().artifacts)
+    return Response(body=text, status_code=200, headers={"Content-Type": "text/plain"})
