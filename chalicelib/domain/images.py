@@ -11,7 +11,7 @@ from chalicelib.adapters.models import ImageModel
 from chalicelib.auth import Principal
 from chalicelib.config import ARCHES
 from chalicelib.domain.validation import BodyCheck, require_object
-from chalicelib.errors import Invalid, NotFound
+from chalicelib.errors import Conflict, Invalid, NotFound
 
 KIND = "image"
 
@@ -51,7 +51,10 @@ def record_build(
         return existing
     image = ImageModel(name=name, arch=arch, link=link, metadata={}, source_job_id=job_id)
     records.stamp(image, tenant, KIND, record_id=image_id)
-    return records.insert(image)
+    try:
+        return records.insert(image)
+    except Conflict:  # a duplicate result won the race: that image is the one
+        return records.find(ImageModel, image_id) or image
 
 
 def get(principal: Principal, image_id: str) -> ImageModel:

@@ -14,14 +14,17 @@ from chalicelib.domain import build_nodes, builds
 
 
 def handle(bodies: Iterable[str], box: Container) -> list[str]:
+    """Handle a batch. A malformed message is logged and dropped (redelivering it cannot help);
+    any other failure raises, so the batch comes back and is tried again."""
     outcomes = []
     for body in bodies:
         try:
             message = json.loads(body)
-        except ValueError:
-            observability.logger().error("unreadable build event dropped", extra={"body": body})
-            continue
-        outcomes.append(handle_one(message, box))
+            outcomes.append(handle_one(message, box))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            observability.logger().error(
+                "malformed build event dropped", extra={"body": body[:2000], "problem": repr(exc)}
+            )
     return outcomes
 
 
