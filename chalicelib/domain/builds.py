@@ -68,8 +68,36 @@ def create(
     workflows: Workflows,
     settings: Settings,
 ) -> JobModel:
+    """Store the job and start its build; a job no healthy host can build ends at once."""
+    job = _job_from_body(body)
+    recipe = _usable_inputs(job, principal)
+    job.arch, job.recipe_type = recipe.arch, recipe.recipe_type
+    job.require_dkms = job.require_dkms or recipe.require_dkms
+    job.planned_image_id = str(uuid.uuid4())
+    job.unfinished = KIND
+    records.stamp(job, principal.tenant, KIND)
+    unserved = _unserved_reason(job, settings)
+    if unserved:
+        _set_status(job, "error")
+        job.status_reason = unserved
+        observability.count("JobsFailed")
+        return records.insert(job)
+    records.insert(job)
+    observability.correlate(job.id)
+    try:
+        workflows.start_build(job.id, build_input(job, recipe, store))
+    except Exception as exc:  # the record must not claim a build that never started
+        observability.logger().exception("could not start the build execution")
+        _finish(job.id, "error", f"the build could not be started: {exc}")
+        raise
+    observability.count("JobsStarted")
+    observability.logger().info("build dispatched", extra={"arch": job.arch})
+    return job
+
+
+def _job_from_body(body: Any) -> JobModel:
     check = BodyCheck(require_object(body), known=CREATE_FIELDS, read_only=READ_ONLY)
-    job = JobModel()
+    job = JobModel(status="creating")
     job.job_type = check.choice("job_type", JOB_TYPES, required=True)
     job.artifact_id = check.uuid("artifact_id", required=True)
     job.public_key_id = check.uuid("public_key_id", required=True)
@@ -88,6 +116,11 @@ def create(
             "customize jobs are not available yet; use job_type 'create'",
             {"job_type": ["Only 'create' is supported."]},
         )
+    return job
+
+
+def _usable_inputs(job: JobModel, principal: Principal) -> RecipeModel:
+    """The job's recipe, once its key and recipe are the caller's and the archive is ready."""
     if _visible(PublicKeyModel, job.public_key_id, principal) is None:
         raise Invalid(
             f"public key {job.public_key_id} not found", {"public_key_id": ["No such public key."]}
@@ -101,28 +134,7 @@ def create(
             f"recipe {recipe.id} has no usable archive ({recipe.archive_status}): {reason}",
             {"artifact_id": [f"Recipe archive is {recipe.archive_status}."]},
         )
-    job.arch, job.recipe_type = recipe.arch, recipe.recipe_type
-    job.require_dkms = job.require_dkms or recipe.require_dkms
-    job.planned_image_id = str(uuid.uuid4())
-    job.status, job.unfinished = "creating", KIND
-    records.stamp(job, principal.tenant, KIND)
-    unserved = _unserved_reason(job, settings)
-    if unserved:
-        job.status, job.status_reason, job.finished = "error", unserved, records.utc_now()
-        job.unfinished = None
-        observability.count("JobsFailed")
-        return records.insert(job)
-    records.insert(job)
-    observability.correlate(job.id)
-    try:
-        workflows.start_build(job.id, build_input(job, recipe, store))
-    except Exception as exc:  # the record must not claim a build that never started
-        observability.logger().exception("could not start the build execution")
-        _finish(job.id, "error", f"the build could not be started: {exc}")
-        raise
-    observability.count("JobsStarted")
-    observability.logger().info("build dispatched", extra={"arch": job.arch})
-    return job
+    return recipe  # type: ignore[no-any-return]
 
 
 def _visible(model: Any, record_id: str, principal: Principal) -> Any:

@@ -220,3 +220,49 @@ def test_malformed_build_events_are_dropped_and_the_rest_handled(kiln: Kiln, rea
         {"type": "progress", "job_id": job["id"], "status": "fetching_recipe"},
     )
     assert kiln.call("GET", f"{V3}/jobs/{job['id']}").json_body["status"] == "fetching_recipe"
+
+
+def test_a_build_that_cannot_start_leaves_no_job_claiming_to_run(
+    kiln: Kiln, ready, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import container
+    from chalicelib.adapters.workflows import Workflows
+
+    def refuse(self: Workflows, job_id: str, build_input: dict) -> str:
+        raise RuntimeError("Step Functions is unreachable")
+
+    monkeypatch.setattr(Workflows, "start_build", refuse)
+    container.container().__dict__.pop("workflows", None)
+    recipe, key = ready
+    response = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key))
+    assert response.status_code == 500 and response.json_body["status"] == 500
+    (job,) = kiln.call("GET", f"{V3}/jobs").json_body
+    assert job["status"] == "error" and "could not be started" in job["status_reason"]
+
+
+def test_results_are_logged_with_the_job_id_and_counted(
+    kiln: Kiln, ready, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from chalicelib import observability
+
+    recipe, key = ready
+    job = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key)).json_body
+    result = {
+        "type": "result",
+        "outcome": "success",
+        "job_id": job["id"],
+        "output": {"manifest": {"etag": "e"}, "build_seconds": 42.5},
+    }
+    kiln.build_events(result)
+    assert observability.logger().get_correlation_id() == job["id"]
+    assert any(r.getMessage() == "build event" for r in caplog.records)
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    metrics = {
+        name: line[name]
+        for line in lines
+        if "_aws" in line
+        for name in ("JobsStarted", "JobsSucceeded", "BuildSeconds")
+        if name in line
+    }
+    assert metrics["JobsStarted"] in (1.0, [1.0])
+    assert metrics["JobsSucceeded"] in (1.0, [1.0]) and metrics["BuildSeconds"] in (42.5, [42.5])
