@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -77,6 +78,22 @@ def aws_environment(aws_port: int) -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
     }
+
+
+class PortInUse(RuntimeError):
+    """A port the stack needs is taken (often: another `make up` is still running)."""
+
+
+def require_free(port: int, setting: str) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise PortInUse(
+                f"port {port} is in use (is another `make up` running?); "
+                f"choose another with {setting}=<port>"
+            ) from exc
 
 
 def host_command() -> list[str]:
@@ -228,7 +245,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    stack = LocalStack(StackOptions.from_env())
+    options = StackOptions.from_env()
+    try:
+        require_free(options.api_port, "KILN_API_PORT")
+        require_free(options.aws_port, "KILN_AWS_PORT")
+    except PortInUse as exc:
+        print(f"Kiln cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    stack = LocalStack(options)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
