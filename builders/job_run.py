@@ -61,9 +61,10 @@ class JobRun:
             if self._should_stop():
                 raise Stopped()
             manifest = self._reporter.publish_image(self.job, artifacts, self.work_dir)
-            self.log(f"published {manifest['artifacts']} artifacts and {manifest['key']}")
+            self.log(f"published {len(manifest['artifacts'])} artifacts and {manifest['key']}")
             return {
                 "image_id": self.job["image_id"],
+                "artifacts": manifest.pop("artifacts"),
                 "manifest": manifest,
                 "log_key": self.upload_log(),
                 "node": self._reporter.xname,

@@ -95,7 +95,15 @@ class Reporter:
             "key": manifest_key,
             "etag": uploaded["link"]["etag"],
             "sha256": uploaded["sha256"],
-            "artifacts": len(listed),
+            "artifacts": [
+                {
+                    "key": f"{prefix}{item['name']}",
+                    "type": item["type"],
+                    "size": item["size"],
+                    "sha256": item["sha256"],
+                }
+                for item in listed
+            ],
         }
 
     # -- Step Functions -----------------------------------------------------------------------

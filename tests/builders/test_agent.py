@@ -118,6 +118,14 @@ def test_success_publishes_artifacts_manifest_and_log(harness: Harness) -> None:
     )
     (rootfs,) = manifest["artifacts"]
     assert rootfs["type"] == "application/vnd.cray.image.rootfs.squashfs"
+    assert output["artifacts"] == [
+        {
+            "key": f"images/{job['image_id']}/img.squashfs",
+            "type": rootfs["type"],
+            "size": rootfs["size"],
+            "sha256": rootfs["sha256"],
+        }
+    ]
     data = harness.s3.get_object(Bucket=BUCKET, Key=f"images/{job['image_id']}/img.squashfs")[
         "Body"
     ].read()
