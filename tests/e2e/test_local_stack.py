@@ -96,6 +96,12 @@ def test_real_build_over_http(stack: StackProcess) -> None:
     listing = _unsquash_list(data, Path(stack.state_dir))
     assert "squashfs-root/home/kiln/.ssh/authorized_keys" in listing
     assert "squashfs-root/usr/sbin/sshd" in listing
+    image_file = Path(stack.state_dir) / "rootfs.squashfs"
+    motd = _unsquash_cat(image_file, "etc/motd")
+    assert "Welcome to a Kiln-built Debian 12 SSH server." in motd  # template_dictionary
+    assert "kiln-example@example.invalid" in _unsquash_cat(
+        image_file, "home/kiln/.ssh/authorized_keys"
+    )
 
     # a second tenant sees none of it
     other = _token("other", stack)
@@ -167,4 +173,10 @@ def _unsquash_list(data: bytes, scratch: Path) -> str:
     image.write_bytes(data)
     return subprocess.run(
         ["unsquashfs", "-l", str(image)], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def _unsquash_cat(image: Path, path: str) -> str:
+    return subprocess.run(
+        ["unsquashfs", "-cat", str(image), path], check=True, capture_output=True, text=True
     ).stdout
