@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import pytest
 import requests
 
 from infra.local.process import StackProcess
-from tests.conftest import ROOT, example_archive, free_port
+from tests.conftest import ROOT, example_archive, free_port, make_archive
 
 pytestmark = pytest.mark.slow
 SSH_KEY = ROOT / "tests" / "e2e" / "id_test.pub"
@@ -41,12 +39,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield running
 
 
-def upload_recipe(stack: StackProcess, name: str) -> dict[str, Any]:
-    body = json.loads((ROOT / "examples" / "recipes" / name / "recipe.json").read_text())
+def upload_recipe(stack: StackProcess, body: dict[str, Any], archive: bytes) -> dict[str, Any]:
+    """POST the recipe, PUT its archive to the presigned URL, wait for the upload event."""
     recipe = stack.ims("POST", "/v3/recipes", json=body)
     assert recipe.status_code == 201, recipe.text
     grant = stack.ims("POST", f"/v3/recipes/{recipe.json()['id']}/upload").json()
-    archive = example_archive(name)
     assert requests.put(grant["upload_url"], data=archive, timeout=30).status_code == 200
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -59,24 +56,34 @@ def upload_recipe(stack: StackProcess, name: str) -> dict[str, Any]:
     raise AssertionError("the upload event was never handled\n" + stack.output())
 
 
+def upload_example(stack: StackProcess, name: str) -> dict[str, Any]:
+    body = json.loads((ROOT / "examples" / "recipes" / name / "recipe.json").read_text())
+    return upload_recipe(stack, body, example_archive(name))
+
+
+def public_key(stack: StackProcess) -> dict[str, Any]:
+    body = {"name": "e2e", "public_key": SSH_KEY.read_text().strip()}
+    response = stack.ims("POST", "/v3/public-keys", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def start_job(stack: StackProcess, recipe: dict[str, Any], key: dict[str, Any], name: str) -> str:
+    body = {
+        "job_type": "create",
+        "artifact_id": recipe["id"],
+        "public_key_id": key["id"],
+        "image_root_archive_name": name,
+    }
+    job = stack.ims("POST", "/v3/jobs", json=body).json()
+    assert job["status"] == "creating", job
+    return str(job["id"])
+
+
 def test_real_build_over_http(stack: StackProcess) -> None:
     assert requests.get(f"{stack.info['ims_url']}/healthz/ready", timeout=5).status_code == 200
-    key = stack.ims(
-        "POST", "/v3/public-keys", json={"name": "e2e", "public_key": SSH_KEY.read_text().strip()}
-    ).json()
-    recipe = upload_recipe(stack, "ssh-server")
-    job = stack.ims(
-        "POST",
-        "/v3/jobs",
-        json={
-            "job_type": "create",
-            "artifact_id": recipe["id"],
-            "public_key_id": key["id"],
-            "image_root_archive_name": "e2e-ssh",
-        },
-    ).json()
-    assert job["status"] == "creating", job
-    done, seen = wait_for_job(stack, job["id"], timeout=900)
+    job_id = start_job(stack, upload_example(stack, "ssh-server"), public_key(stack), "e2e-ssh")
+    done, seen = wait_for_job(stack, job_id, timeout=900)
     assert done["status"] == "success", (done, stack.output())
     assert "building_image" in seen
 
@@ -111,40 +118,13 @@ def test_real_build_over_http(stack: StackProcess) -> None:
 
 
 def test_failing_build_ends_in_error_with_reason(stack: StackProcess) -> None:
-    key = stack.ims("GET", "/v3/public-keys").json()
-    if not key:
-        key = [
-            stack.ims(
-                "POST",
-                "/v3/public-keys",
-                json={"name": "k", "public_key": SSH_KEY.read_text().strip()},
-            ).json()
-        ]
     body = {"name": "broken", "recipe_type": "kiln-debian", "linux_distribution": "debian12"}
-    recipe = stack.ims("POST", "/v3/recipes", json=body).json()
-    grant = stack.ims("POST", f"/v3/recipes/{recipe['id']}/upload").json()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        data = b"suite: bookworm\npackages: [kiln-no-such-package]\n"
-        info = tarfile.TarInfo("recipe.yaml")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    requests.put(grant["upload_url"], data=buffer.getvalue(), timeout=30)
-    time.sleep(3)
-    job = stack.ims(
-        "POST",
-        "/v3/jobs",
-        json={
-            "job_type": "create",
-            "artifact_id": recipe["id"],
-            "public_key_id": key[0]["id"],
-            "image_root_archive_name": "broken",
-        },
-    ).json()
-    done, _ = wait_for_job(stack, job["id"], timeout=600)
+    archive = make_archive({"recipe.yaml": "suite: bookworm\npackages: [kiln-no-such-package]\n"})
+    job_id = start_job(stack, upload_recipe(stack, body, archive), public_key(stack), "broken")
+    done, _ = wait_for_job(stack, job_id, timeout=600)
     assert done["status"] == "error"
     assert "kiln-no-such-package" in done["status_reason"], done
-    log = stack.ims("GET", f"/v3/jobs/{job['id']}/log")
+    log = stack.ims("GET", f"/v3/jobs/{job_id}/log")
     assert log.status_code == 200 and "kiln-no-such-package" in log.text
 
 
