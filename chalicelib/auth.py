@@ -19,12 +19,12 @@ class Principal:
     role: str
 
     @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
+    def sees_all_tenants(self) -> bool:
+        """Admins and workers see every tenant's records; a user only its own."""
+        return self.role in ("admin", "worker")
 
     def can_see(self, owner_tenant: str) -> bool:
-        """Admins and workers see every tenant's records; a user only its own."""
-        return self.role in ("admin", "worker") or owner_tenant == self.tenant
+        return self.sees_all_tenants or owner_tenant == self.tenant
 
     def require_role(self, *roles: str) -> None:
         if self.role not in roles:

@@ -15,9 +15,10 @@ from chalicelib.config import settings as load_settings
 
 
 class Container:
-    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+    def __init__(self, settings: Settings | None = None, **clients: Any) -> None:
+        """``clients`` replaces boto3 clients by service name (e.g. ``s3=fake``), for tests."""
         self._settings = settings
-        self._overrides = overrides
+        self._clients: dict[str, Any] = dict(clients)
         self._tables_bound = False
 
     @property
@@ -27,11 +28,9 @@ class Container:
         return self._settings
 
     def _client(self, service: str) -> Any:
-        if service in self._overrides:
-            return self._overrides[service]
-        client = boto3.client(service, region_name=self.settings.region)
-        self._overrides[service] = client
-        return client
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, region_name=self.settings.region)
+        return self._clients[service]
 
     def bind_tables(self) -> None:
         if not self._tables_bound:

@@ -60,6 +60,6 @@ def get_visible(model: type[R], record_id: str, principal: Principal, label: str
 
 def list_visible(model: type[R], principal: Principal, kind: str) -> list[R]:
     """Oldest first, read from the tenant index (users) or the kind index (admins, workers)."""
-    if principal.role in ("admin", "worker"):
+    if principal.sees_all_tenants:
         return list(model.by_kind.query(kind))  # type: ignore[attr-defined]
     return list(model.by_tenant.query(principal.tenant))  # type: ignore[attr-defined]
