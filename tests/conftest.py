@@ -3,6 +3,7 @@ provisioning code `make up` uses, and tokens signed by a test key."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -208,7 +209,34 @@ def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto
     )
     try:
         timing = resources.Timing(heartbeat_seconds=2, job_timeout_seconds=60)
-        yield MotoStack(provision(REGION, "kiln", BUCKET, timing), endpoint)
+        stack = MotoStack(provision(REGION, "kiln", BUCKET, timing), endpoint)
+        yield stack
+        settle_executions(stack)
     finally:
         requests.post(f"{endpoint}/moto-api/reset", timeout=5)
         server.stop()
+
+
+def settle_executions(stack: MotoStack, timeout: float = 30) -> None:
+    """End every execution a test left waiting (a silent or stopped host), by failing the task
+    tokens still queued, so no execution outlives its test and reaches the next test's server."""
+    import time
+
+    sqs, sfn = stack.client("sqs"), stack.client("stepfunctions")
+    arn = stack.provisioned.state_machine_arn
+    build_queues = [url for name, url in stack.provisioned.queue_urls.items() if "builds" in name]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        running = sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]
+        if not running:
+            return
+        for url in build_queues:
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            ):
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                with contextlib.suppress(Exception):
+                    token = json.loads(message["Body"])["token"]
+                    sfn.send_task_failure(taskToken=token, error="TestTeardown")
+        time.sleep(0.2)
+    raise AssertionError(f"executions still running after the test: {running}")
