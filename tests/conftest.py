@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import itertools
 import json
 import tarfile
 from collections.abc import Iterator
@@ -182,11 +183,32 @@ def free_port() -> int:
 class MotoStack:
     provisioned: Provisioned
     endpoint: str
+    region: str
 
     def client(self, service: str) -> Any:
         import boto3
 
-        return boto3.client(service, region_name=REGION)
+        return boto3.client(service, region_name=self.region)
+
+
+# Each moto-server test gets a region of its own: moto keeps state per process and an
+# execution's timers can outlive its test, so a region apart keeps one test's leftovers out of
+# the next test's queues.
+_REGIONS = itertools.cycle(
+    [
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-central-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-northeast-1",
+        "ca-central-1",
+        "sa-east-1",
+    ]
+)
 
 
 @pytest.fixture
@@ -202,6 +224,8 @@ def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto
     endpoint = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("MOTO_PORT", str(port))
+    region = next(_REGIONS)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
     requests.post(
         f"{endpoint}/moto-api/config",
         json={"stepfunctions": {"execute_state_machine": True}},
@@ -209,7 +233,7 @@ def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto
     )
     try:
         timing = resources.Timing(heartbeat_seconds=2, job_timeout_seconds=60)
-        stack = MotoStack(provision(REGION, "kiln", BUCKET, timing), endpoint)
+        stack = MotoStack(provision(region, "kiln", BUCKET, timing), endpoint, region)
         yield stack
         settle_executions(stack)
     finally:

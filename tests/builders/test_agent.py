@@ -33,7 +33,7 @@ class Harness:
             events_queue_url=self.events,
             work_dir=work_dir,
             heartbeat_seconds=2,
-            region="us-east-1",
+            region=stack.region,
             poll_wait_seconds=1,
         )
         self.agent = Agent(config, self.sqs, self.s3, self.sfn, Logger(service="test-host"))
