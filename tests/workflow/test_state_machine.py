@@ -29,28 +29,23 @@ class HandHost:
         return job_id
 
     def take(self, timeout: float = 10) -> dict[str, Any]:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            messages = self.sqs.receive_message(QueueUrl=self.queue, WaitTimeSeconds=1).get(
-                "Messages", []
-            )
-            for message in messages:
-                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
-                return dict(json.loads(message["Body"]))
-        raise AssertionError("no build message arrived")
+        """The next build message (job + task token) from the arch's queue."""
+        return self._receive(self.queue, timeout, "no build message arrived")
 
     def result(self, timeout: float = 15) -> dict[str, Any]:
+        """The next message the state machine posted on the build-events queue."""
+        return self._receive(self.events, timeout, "no result arrived")
+
+    def _receive(self, queue_url: str, timeout: float, missing: str) -> dict[str, Any]:
         deadline = time.time() + timeout
         while time.time() < deadline:
-            messages = self.sqs.receive_message(QueueUrl=self.events, WaitTimeSeconds=1).get(
+            messages = self.sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get(
                 "Messages", []
             )
             for message in messages:
-                self.sqs.delete_message(
-                    QueueUrl=self.events, ReceiptHandle=message["ReceiptHandle"]
-                )
+                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
                 return dict(json.loads(message["Body"]))
-        raise AssertionError("no result arrived")
+        raise AssertionError(missing)
 
 
 def test_success_reports_the_hosts_output(moto_server: MotoStack) -> None:
