@@ -3,13 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-HOST_PACKAGES := mmdebstrap squashfs-tools
+HOST_PACKAGES := mmdebstrap squashfs-tools rsync openssh-server qemu-user-static binfmt-support
 TENANT ?= demo
 ROLE ?= user
 
 .PHONY: up test test-fast test-slow lint token bench host-deps install clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-host.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
