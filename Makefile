@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-HOST_PACKAGES := mmdebstrap squashfs-tools rsync openssh-server qemu-user-static binfmt-support
+HOST_PACKAGES := mmdebstrap arch-test squashfs-tools rsync openssh-server qemu-user-static binfmt-support
 TENANT ?= demo
 ROLE ?= user
 
@@ -17,7 +17,9 @@ $(VENV)/.installed: requirements.txt requirements-host.txt requirements-dev.txt
 
 install: $(VENV)/.installed
 
-# What a build host needs from Debian, installed only when missing.
+# What a build host needs from Debian, installed only when missing; then qemu-user-static's
+# binfmt_misc handlers for the foreign arches (mounted and registered when missing: through sudo
+# unless root), so that `make up` also starts their build hosts. Standard library only: python3.
 host-deps:
 	@missing=""; for p in $(HOST_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -25,6 +27,7 @@ host-deps:
 	  echo "Installing build-host packages:$$missing"; \
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; fi
+	@$(PYTHON) -m infra.local.emulation
 
 up: install host-deps
 	$(PY) -m infra.local.stack

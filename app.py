@@ -9,12 +9,12 @@ from chalice import Chalice, Rate
 from chalicelib import observability
 from chalicelib.config import BUILD_EVENTS_QUEUE, UPLOAD_EVENTS_QUEUE
 from chalicelib.container import container
-from chalicelib.faces.ims import images, jobs, public_keys, recipes, service
+from chalicelib.faces.ims import build_nodes, images, jobs, public_keys, recipes, service
 from chalicelib.handlers import build_events, cleanup, upload_events
 
 app = Chalice(app_name="kiln", configure_logs=False)  # Powertools logs as "kiln"
 app.register_middleware(observability.middleware, "all")
-for face in (recipes, public_keys, images, jobs, service):
+for face in (recipes, public_keys, images, jobs, build_nodes, service):
     app.register_blueprint(face.bp)
 
 
@@ -29,5 +29,5 @@ def on_build_event(event: Any) -> None:
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
-def on_cleanup_schedule(event: Any) -> None:
-    cleanup.run(container().settings)
+def on_cleanup_schedule(event: Any) -> dict[str, list[str]]:
+    return cleanup.run(container())

@@ -33,6 +33,11 @@ class Settings:
     node_fresh_seconds: int
     job_stale_seconds: int
     ims_version: str
+    unserved_wait_seconds: int = 600
+    user_wait_seconds: int = 3600
+    deleted_retention_seconds: int = 30 * 86400
+    orphan_grace_seconds: int = 3600
+    interrupted_grace_seconds: int = 60
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -52,6 +57,13 @@ class Settings:
             node_fresh_seconds=int(env.get("KILN_NODE_FRESH_SECONDS", "120")),
             job_stale_seconds=int(env.get("KILN_JOB_STALE_SECONDS", str(5 * 3600))),
             ims_version=env.get("KILN_IMS_VERSION", "3.20.0-kiln"),
+            unserved_wait_seconds=int(env.get("KILN_UNSERVED_WAIT_SECONDS", "600")),
+            user_wait_seconds=int(env.get("KILN_USER_WAIT_SECONDS", "3600")),
+            deleted_retention_seconds=int(
+                env.get("KILN_DELETED_RETENTION_SECONDS", str(30 * 86400))
+            ),
+            orphan_grace_seconds=int(env.get("KILN_ORPHAN_GRACE_SECONDS", "3600")),
+            interrupted_grace_seconds=int(env.get("KILN_INTERRUPTED_GRACE_SECONDS", "60")),
         )
 
 

@@ -122,6 +122,23 @@ class Kiln:
         arch: str = "x86_64",
         recipe_types: tuple[str, ...] = ("kiln-debian", "kiln-noop"),
         xname: str = "test-host",
+        job_types: tuple[str, ...] = ("create", "customize"),
+    ) -> None:
+        """An admin registers the node and the host heartbeats, as in `make up`."""
+        registered = self.call(
+            "POST", "/apis/ims/v3/remote-build-nodes", {"xname": xname}, role="admin"
+        )
+        assert registered.status_code in (201, 409), registered.body
+        self.heartbeat(arch, recipe_types, xname, job_types)
+
+    def heartbeat(
+        self,
+        arch: str = "x86_64",
+        recipe_types: tuple[str, ...] = ("kiln-debian", "kiln-noop"),
+        xname: str = "test-host",
+        job_types: tuple[str, ...] = ("create", "customize"),
+        accepting: bool = True,
+        current_job: str | None = None,
     ) -> None:
         self.build_events(
             {
@@ -129,6 +146,9 @@ class Kiln:
                 "xname": xname,
                 "arch": arch,
                 "recipe_types": list(recipe_types),
+                "job_types": list(job_types),
+                "accepting": accepting,
+                "current_job": current_job,
             }
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,20 @@ def manifest_key(image_id: str) -> str:
 
 def job_log_key(job_id: str) -> str:
     return f"jobs/{job_id}/build.log"
+
+
+def job_cancel_key(job_id: str) -> str:
+    """Present once a job's owner cancelled it; the build host watches for it."""
+    return f"control/jobs/{job_id}/cancel"
+
+
+def node_control_key(xname: str) -> str:
+    """{"registered": bool}: whether the build host may take work (it reads this, not DynamoDB)."""
+    return f"control/build-nodes/{xname}.json"
+
+
+#: artifacts of a soft-deleted record stay where they are, tagged with the deletion time
+DELETED_TAG = "kiln-deleted"
 
 
 def s3_url(bucket: str, key: str) -> str:
@@ -108,3 +123,58 @@ class ArtifactStore:
         for chunk in self.stream(key):
             digest.update(chunk)
         return digest.hexdigest()
+
+    def own_key(self, path: str) -> str | None:
+        """The key of an s3:// URL in this bucket, else None (a foreign link is not ours)."""
+        try:
+            return self.key_of(path)
+        except Invalid:
+            return None
+
+    def _missing(self, exc: Exception) -> bool:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        return code in ("404", "NoSuchKey", "NotFound")
+
+    def tag_deleted(self, key: str, when: str) -> None:
+        """Mark an object as belonging to a soft-deleted record (a missing object is fine)."""
+        try:
+            self._s3.put_object_tagging(
+                Bucket=self.bucket,
+                Key=key,
+                Tagging={"TagSet": [{"Key": DELETED_TAG, "Value": when}]},
+            )
+        except self._s3.exceptions.ClientError as exc:
+            if not self._missing(exc):
+                raise
+
+    def untag(self, key: str) -> None:
+        try:
+            self._s3.delete_object_tagging(Bucket=self.bucket, Key=key)
+        except self._s3.exceptions.ClientError as exc:
+            if not self._missing(exc):
+                raise
+
+    def tags(self, key: str) -> dict[str, str]:
+        response = self._s3.get_object_tagging(Bucket=self.bucket, Key=key)
+        return {t["Key"]: t["Value"] for t in response.get("TagSet", [])}
+
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def objects(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """(key, last-modified epoch seconds) of every object under ``prefix``."""
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"], item["LastModified"].timestamp()
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def put_json(self, key: str, document: Any) -> None:
+        self._s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=json.dumps(document).encode(),
+            ContentType="application/json",
+        )

@@ -1,8 +1,11 @@
 """PynamoDB models: one table per record kind.
 
-Every list the API offers reads an index: ``by_tenant`` (tenant, created) for a user's records,
-``by_kind`` (kind, created) for an admin's view of all. Never Scan on a request path.
-Records that race (jobs: progress events vs. results) carry a VersionAttribute.
+Every list the API offers reads an index: ``by_tenant`` (tenant/kind, created) for a user's
+records, ``by_kind`` (kind, created) for an admin's view of all. A soft-deleted record is filed
+under the kind ``deleted-<kind>``, so live and deleted lists are separate index partitions.
+Never Scan on a request path. Records that race carry a VersionAttribute.
+Sparse indexes hold only the records a background pass must find: ``unfinished`` jobs,
+jobs ``awaiting_node``, and records with a lifecycle operation ``pending``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ class ByTenant(GlobalSecondaryIndex["Any"]):
         index_name = "by_tenant"
         projection = AllProjection()
 
-    tenant = UnicodeAttribute(hash_key=True)
+    tenant_kind = UnicodeAttribute(hash_key=True)
     created_id = UnicodeAttribute(range_key=True)
 
 
@@ -49,22 +52,56 @@ class Unfinished(GlobalSecondaryIndex["Any"]):
     created_id = UnicodeAttribute(range_key=True)
 
 
+class AwaitingNode(GlobalSecondaryIndex["Any"]):
+    """Sparse: jobs no registered, healthy build node serves yet (not dispatched)."""
+
+    class Meta:
+        index_name = "awaiting_node"
+        projection = AllProjection()
+
+    awaiting_node = UnicodeAttribute(hash_key=True)
+    created_id = UnicodeAttribute(range_key=True)
+
+
+class Pending(GlobalSecondaryIndex["Any"]):
+    """Sparse: records with a lifecycle operation (delete, undelete, purge) begun, not done."""
+
+    class Meta:
+        index_name = "pending"
+        projection = AllProjection()
+
+    pending_kind = UnicodeAttribute(hash_key=True)
+    created_id = UnicodeAttribute(range_key=True)
+
+
 class TenantRecord(Model):
     """Fields every tenant-owned record has."""
 
     id = UnicodeAttribute(hash_key=True)
     tenant = UnicodeAttribute()
-    kind = UnicodeAttribute()
+    kind = UnicodeAttribute()  # "recipe", or "deleted-recipe" once soft-deleted
+    tenant_kind = UnicodeAttribute()  # tenant + "/" + kind: the by_tenant partition
     created = UnicodeAttribute()  # ISO 8601 UTC, as IMS shows it
     created_id = UnicodeAttribute()  # created + "#" + id: a unique, time-ordered sort key
 
 
-class RecipeModel(TenantRecord):
+class LifecycleRecord(TenantRecord):
+    """A record IMS v3 soft-deletes: recipes, images, public keys."""
+
+    lifecycle = UnicodeAttribute(default="live")  # see domain/states.py RECORD_TRANSITIONS
+    deleted = UnicodeAttribute(null=True)  # when it was soft-deleted
+    pending = UnicodeAttribute(null=True)  # the operation begun and not yet finished
+    pending_kind = UnicodeAttribute(null=True)  # the base kind while ``pending``, else absent
+    pending_since = NumberAttribute(null=True)  # epoch seconds
+
+
+class RecipeModel(LifecycleRecord):
     class Meta:
         table_name = "kiln-recipes"
 
     by_tenant = ByTenant()
     by_kind = ByKind()
+    by_pending = Pending()
     name = UnicodeAttribute()
     recipe_type = UnicodeAttribute()
     linux_distribution = UnicodeAttribute()
@@ -79,22 +116,25 @@ class RecipeModel(TenantRecord):
     version = VersionAttribute()
 
 
-class PublicKeyModel(TenantRecord):
+class PublicKeyModel(LifecycleRecord):
     class Meta:
         table_name = "kiln-public-keys"
 
     by_tenant = ByTenant()
     by_kind = ByKind()
+    by_pending = Pending()
     name = UnicodeAttribute()
     public_key = UnicodeAttribute()
+    version = VersionAttribute()
 
 
-class ImageModel(TenantRecord):
+class ImageModel(LifecycleRecord):
     class Meta:
         table_name = "kiln-images"
 
     by_tenant = ByTenant()
     by_kind = ByKind()
+    by_pending = Pending()
     name = UnicodeAttribute()
     arch = UnicodeAttribute(null=True)
     link = JSONAttribute(null=True)
@@ -110,7 +150,9 @@ class JobModel(TenantRecord):
     by_tenant = ByTenant()
     by_kind = ByKind()
     by_unfinished = Unfinished()
+    by_awaiting_node = AwaitingNode()
     unfinished = UnicodeAttribute(null=True)  # "job" until the job ends, then removed
+    awaiting_node = UnicodeAttribute(null=True)  # "job" while no node serves it (not dispatched)
     job_type = UnicodeAttribute()
     artifact_id = UnicodeAttribute()
     public_key_id = UnicodeAttribute()
@@ -132,6 +174,8 @@ class JobModel(TenantRecord):
     finished = UnicodeAttribute(null=True)
     host_started = NumberAttribute(null=True)  # epoch seconds, the host's first progress report
     host_answered = NumberAttribute(null=True)  # epoch seconds, when the host sent its result
+    ssh_containers = JSONAttribute(default=list)  # [{name, jail, status, connection_info}]
+    cancelled = BooleanAttribute(default=False)
     version = VersionAttribute()
 
 
@@ -147,8 +191,13 @@ class BuildNodeModel(Model):
     by_kind = ByKind()
     arch = UnicodeAttribute(null=True)
     recipe_types = JSONAttribute(default=list)
-    last_heartbeat = NumberAttribute(default=0)  # epoch seconds
+    job_types = JSONAttribute(default=list)
+    accepting = BooleanAttribute(default=False)  # the host says it takes work
+    last_heartbeat = NumberAttribute(default=0)  # epoch seconds; 0 = never heard from
     current_job = UnicodeAttribute(null=True)
+    registered = BooleanAttribute(default=False)  # an admin registered it: it may take jobs
+    registered_at = UnicodeAttribute(null=True)
+    version = VersionAttribute()  # heartbeats race with an admin's (de)registration
 
 
 ALL_MODELS: tuple[type[Model], ...] = (

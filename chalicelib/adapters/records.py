@@ -26,10 +26,16 @@ def stamp(record: R, tenant: str, kind: str, record_id: str | None = None) -> R:
     """Give a new record its id, owner, creation time and sort key."""
     record.id = record_id or str(uuid.uuid4())
     record.tenant = tenant
-    record.kind = kind
+    file_under(record, kind)
     record.created = utc_now()
     record.created_id = f"{record.created}#{record.id}"
     return record
+
+
+def file_under(record: TenantRecord, kind: str) -> None:
+    """File a record under ``kind`` in both list indexes (by_kind and by_tenant)."""
+    record.kind = kind
+    record.tenant_kind = f"{record.tenant}/{kind}"
 
 
 def insert(record: R) -> R:
@@ -50,10 +56,15 @@ def find(model: type[M], record_id: str) -> M | None:
         return None
 
 
-def get_visible(model: type[R], record_id: str, principal: Principal, label: str) -> R:
-    """The record, if it exists and the caller may see it; else NotFound (never Forbidden)."""
+def get_visible(
+    model: type[R], record_id: str, principal: Principal, label: str, kind: str | None = None
+) -> R:
+    """The record, if it exists, the caller may see it and (when given) it is filed under
+    ``kind``; else NotFound (never Forbidden)."""
     record = find(model, record_id)
     if record is None or not principal.can_see(record.tenant):
+        raise NotFound(f"{label} {record_id} not found")
+    if kind is not None and record.kind != kind:
         raise NotFound(f"{label} {record_id} not found")
     return record
 
@@ -62,4 +73,4 @@ def list_visible(model: type[R], principal: Principal, kind: str) -> list[R]:
     """Oldest first, read from the tenant index (users) or the kind index (admins, workers)."""
     if principal.sees_all_tenants:
         return list(model.by_kind.query(kind))  # type: ignore[attr-defined]
-    return list(model.by_tenant.query(principal.tenant))  # type: ignore[attr-defined]
+    return list(model.by_tenant.query(f"{principal.tenant}/{kind}"))  # type: ignore[attr-defined]

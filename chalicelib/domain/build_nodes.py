@@ -1,51 +1,172 @@
-"""Build hosts ('remote build nodes' in IMS): who is alive, for which arch and recipe types."""
+"""Build hosts ('remote build nodes' in IMS).
+
+An admin registers a node by xname; only registered nodes take work. The host itself learns
+whether it is registered from a small control object in S3 (it never reads DynamoDB), and
+reports arch, recipe types, job types and its current job in heartbeats. Deregistering drains
+the node: it finishes its job and takes no new one.
+"""
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
+from typing import Any
+
+from pynamodb.exceptions import PutError
 
 from chalicelib.adapters import records
+from chalicelib.adapters.artifacts import ArtifactStore, node_control_key
 from chalicelib.adapters.models import BuildNodeModel
+from chalicelib.auth import Principal
+from chalicelib.domain.validation import BodyCheck, require_object
+from chalicelib.errors import Conflict, NotFound
 
 KIND = "build-node"
+XNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
-def heartbeat(
-    xname: str, arch: str, recipe_types: list[str], current_job: str | None, now: float
-) -> BuildNodeModel:
-    """A host said it is alive. Creates the node on first contact."""
-    node = records.find(BuildNodeModel, xname)
-    if node is None:
-        node = BuildNodeModel(xname=xname, kind=KIND, created_id=f"{records.utc_now()}#{xname}")
-    node.arch = arch
-    node.recipe_types = sorted(recipe_types)
-    node.current_job = current_job
-    node.last_heartbeat = now
-    node.save()
+def _new(xname: str) -> BuildNodeModel:
+    return BuildNodeModel(xname=xname, kind=KIND, created_id=f"{records.utc_now()}#{xname}")
+
+
+def register(principal: Principal, body: Any, store: ArtifactStore) -> BuildNodeModel:
+    principal.require_role("admin")
+    check = BodyCheck(require_object(body), known=("xname",))
+    xname = check.string("xname", required=True, min_len=1) or ""
+    if xname and not XNAME.match(xname):
+        check.fail("xname", "Letters, digits and . _ : - only (at most 128).")
+    check.done()
+    existing = records.find(BuildNodeModel, xname)
+    if existing is not None and existing.registered:
+        raise Conflict(f"remote build node {xname} is already registered")
+
+    def mark(node: BuildNodeModel) -> None:
+        node.registered, node.registered_at = True, records.utc_now()
+
+    node = _change(xname, mark)
+    publish_control(node, store)
     return node
+
+
+def deregister(principal: Principal, xname: str, store: ArtifactStore) -> None:
+    """The node drains: it finishes the job it has and takes no new one."""
+    get(principal, xname)
+    _deregister(xname, store)
+
+
+def deregister_all(principal: Principal, store: ArtifactStore) -> list[str]:
+    principal.require_role("admin")
+    return [_deregister(node.xname, store) for node in registered()]
+
+
+def _deregister(xname: str, store: ArtifactStore) -> str:
+    def unmark(node: BuildNodeModel) -> None:
+        node.registered, node.registered_at = False, None
+
+    publish_control(_change(xname, unmark), store)
+    return xname
+
+
+def _change(xname: str, change: Callable[[BuildNodeModel], None]) -> BuildNodeModel:
+    """Read, change, save with the version check; again if a heartbeat won the race."""
+    for _attempt in range(8):
+        node = records.find(BuildNodeModel, xname) or _new(xname)
+        change(node)
+        try:
+            node.save()
+            return node
+        except PutError as exc:
+            if "ConditionalCheckFailed" not in str(exc):
+                raise
+    raise Conflict(f"remote build node {xname} kept changing; retry")
+
+
+def publish_control(node: BuildNodeModel, store: ArtifactStore) -> None:
+    """What the host reads to decide whether it may take work."""
+    store.put_json(node_control_key(node.xname), {"registered": bool(node.registered)})
+
+
+def get(principal: Principal, xname: str) -> BuildNodeModel:
+    principal.require_role("admin")
+    node = records.find(BuildNodeModel, xname)
+    if node is None or not node.registered:
+        raise NotFound(f"remote build node {xname} not found")
+    return node
+
+
+def registered() -> list[BuildNodeModel]:
+    return [node for node in all_nodes() if node.registered]
+
+
+def list_for(principal: Principal) -> list[BuildNodeModel]:
+    principal.require_role("admin")
+    return registered()
+
+
+def heartbeat(message: dict[str, Any], now: float) -> BuildNodeModel:
+    """A host said it is alive. Creates an unregistered node on first contact; never touches
+    the registration (an admin's write)."""
+
+    def seen(node: BuildNodeModel) -> None:
+        node.arch = str(message["arch"])
+        node.recipe_types = sorted(str(t) for t in message.get("recipe_types", []))
+        node.job_types = sorted(str(t) for t in message.get("job_types", ["create"]))
+        node.accepting = bool(message.get("accepting", True))
+        node.current_job = message.get("current_job")
+        node.last_heartbeat = now
+
+    return _change(str(message["xname"]), seen)
 
 
 def all_nodes() -> list[BuildNodeModel]:
     return list(BuildNodeModel.by_kind.query(KIND))
 
 
-def serving(arch: str, recipe_type: str, fresh_seconds: int, now: float | None = None) -> list[str]:
-    """xnames of healthy nodes that build ``recipe_type`` for ``arch``."""
-    cutoff = (now or time.time()) - fresh_seconds
+def healthy(node: BuildNodeModel, fresh_seconds: int, now: float | None = None) -> bool:
+    return node.last_heartbeat >= (now or time.time()) - fresh_seconds
+
+
+def status(node: BuildNodeModel, fresh_seconds: int) -> str:
+    if not node.last_heartbeat:
+        return "never_seen"
+    if not healthy(node, fresh_seconds):
+        return "silent"
+    return "busy" if node.current_job else ("ready" if node.accepting else "not_accepting")
+
+
+def serves(node: BuildNodeModel, arch: str, job_type: str, recipe_type: str) -> bool:
+    if node.arch != arch:
+        return False
+    if job_type == "customize":
+        return "customize" in node.job_types
+    return recipe_type in node.recipe_types
+
+
+def serving(
+    arch: str, job_type: str, recipe_type: str, fresh_seconds: int, now: float | None = None
+) -> list[str]:
+    """xnames of registered, healthy, accepting nodes that can run this job."""
     return [
         node.xname
-        for node in all_nodes()
-        if node.arch == arch and recipe_type in node.recipe_types and node.last_heartbeat >= cutoff
+        for node in registered()
+        if node.accepting
+        and healthy(node, fresh_seconds, now)
+        and serves(node, arch, job_type, recipe_type)
     ]
 
 
+def advertised(recipe_type: str) -> bool:
+    """Whether any registered node (healthy or not) has ever said it builds ``recipe_type``."""
+    return any(recipe_type in node.recipe_types for node in registered())
+
+
 def capabilities(fresh_seconds: int, now: float | None = None) -> list[str]:
-    """'arch/recipe_type' pairs some healthy node serves, for error messages."""
-    cutoff = (now or time.time()) - fresh_seconds
+    """'arch/recipe_type' pairs registered healthy nodes serve, for error messages."""
     pairs = {
-        f"{node.arch}/{recipe_type}"
-        for node in all_nodes()
-        if node.last_heartbeat >= cutoff
-        for recipe_type in node.recipe_types
+        f"{node.arch}/{kind}"
+        for node in registered()
+        if node.accepting and healthy(node, fresh_seconds, now)
+        for kind in [*node.recipe_types, *(t for t in node.job_types if t == "customize")]
     }
     return sorted(pairs)

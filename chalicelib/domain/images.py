@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pynamodb.exceptions import PutError
+
 from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.models import ImageModel
@@ -57,8 +59,64 @@ def record_build(
         return records.find(ImageModel, image_id) or image
 
 
+def patch(principal: Principal, image_id: str, body: Any, store: ArtifactStore) -> ImageModel:
+    """IMS image PATCH: set a link once (409 if it has one), change arch, set/remove metadata."""
+    image = get(principal, image_id)
+    check = BodyCheck(require_object(body), known=("link", "arch", "metadata"))
+    link = check.link()
+    arch = check.choice("arch", ARCHES)
+    operations = _metadata_operations(check)
+    check.done()
+    if link is not None:
+        if image.link:
+            raise Conflict(f"image {image_id} already has a link; it cannot be changed")
+        head = store.head(store.key_of(link["path"]))
+        if head is None:
+            raise Invalid(f"link.path {link['path']} does not exist", {"link": ["no such object"]})
+        link["etag"] = str(head.get("ETag", "")).strip('"')
+        image.link = link
+    if arch is not None:
+        image.arch = arch
+    metadata = dict(image.metadata or {})
+    for operation, key, value in operations:
+        if operation == "set":
+            metadata[key] = value
+        else:
+            metadata.pop(key, None)
+    image.metadata = metadata
+    try:
+        image.save()
+    except PutError as exc:
+        if "ConditionalCheckFailed" not in str(exc):
+            raise
+        raise Conflict(f"image {image_id} changed while being patched; retry") from exc
+    return image
+
+
+def _metadata_operations(check: BodyCheck) -> list[tuple[str, str, str]]:
+    value = check.body.get("metadata")
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        check.fail("metadata", "A list of {operation, key, value} changes.")
+        return []
+    found = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) - {"operation", "key", "value"}:
+            check.fail("metadata", "Each change has only operation, key and value.")
+            continue
+        operation, key, text = item.get("operation"), item.get("key"), item.get("value")
+        if operation not in ("set", "remove") or not isinstance(key, str) or not key:
+            check.fail("metadata", "operation must be set or remove, with a non-empty key.")
+        elif operation == "set" and not isinstance(text, str):
+            check.fail("metadata", f"set {key}: value must be a string.")
+        else:
+            found.append((str(operation), key, str(text or "")))
+    return found
+
+
 def get(principal: Principal, image_id: str) -> ImageModel:
-    return records.get_visible(ImageModel, image_id, principal, "image")
+    return records.get_visible(ImageModel, image_id, principal, "image", KIND)
 
 
 def list_for(principal: Principal) -> list[ImageModel]:

@@ -37,7 +37,7 @@ def create(principal: Principal, body: Any) -> PublicKeyModel:
 
 
 def get(principal: Principal, key_id: str) -> PublicKeyModel:
-    return records.get_visible(PublicKeyModel, key_id, principal, "public key")
+    return records.get_visible(PublicKeyModel, key_id, principal, "public key", KIND)
 
 
 def list_for(principal: Principal) -> list[PublicKeyModel]:

@@ -86,7 +86,7 @@ def patch(
 
 
 def get(principal: Principal, recipe_id: str) -> RecipeModel:
-    return records.get_visible(RecipeModel, recipe_id, principal, "recipe")
+    return records.get_visible(RecipeModel, recipe_id, principal, "recipe", KIND)
 
 
 def list_for(principal: Principal) -> list[RecipeModel]:

@@ -18,7 +18,13 @@ JOB_TERMINAL = frozenset({"success", "error"})
 
 _ACTIVE_AFTER: dict[str, frozenset[str]] = {
     "creating": frozenset(
-        {"fetching_image", "fetching_recipe", "waiting_for_repos", "building_image"}
+        {
+            "fetching_image",
+            "fetching_recipe",
+            "waiting_for_repos",
+            "building_image",
+            "waiting_on_user",
+        }
     ),
     "fetching_image": frozenset({"waiting_on_user", "building_image"}),
     "fetching_recipe": frozenset({"waiting_for_repos", "building_image"}),
@@ -52,3 +58,16 @@ def check_move(table: dict[str, frozenset[str]], what: str, current: str, new: s
             f"{what} cannot move from '{current}' to '{new}'",
             {"status": [f"'{current}' may move to: {sorted(table.get(current, ())) or 'nothing'}"]},
         )
+
+
+#: a soft-deletable record (recipe, image, public key). Each operation first records itself as
+#: ``pending`` with the transitional status, then changes S3, then finishes; an interrupted
+#: operation is finished by the next call on the record or by the cleanup schedule.
+#: "purging" ends with the record gone.
+RECORD_TRANSITIONS: dict[str, frozenset[str]] = {
+    "live": frozenset({"deleting", "purging"}),
+    "deleting": frozenset({"deleted"}),
+    "deleted": frozenset({"undeleting", "purging"}),
+    "undeleting": frozenset({"live"}),
+    "purging": frozenset(),
+}

@@ -10,7 +10,7 @@ from typing import Any
 
 from chalicelib import observability
 from chalicelib.container import Container
-from chalicelib.domain import build_nodes, builds
+from chalicelib.domain import build_nodes, build_results, dispatch
 
 
 def handle(bodies: Iterable[str], box: Container) -> list[str]:
@@ -34,25 +34,27 @@ def handle_one(message: dict[str, Any], box: Container) -> str:
     observability.correlate(job_id)
     log = observability.logger()
     if kind == "progress" and job_id:
-        outcome = builds.record_progress(
-            job_id, str(message.get("status")), message.get("node"), message.get("time")
+        containers = message.get("ssh_containers")
+        outcome = build_results.record_progress(
+            job_id,
+            str(message.get("status")),
+            message.get("node"),
+            message.get("time"),
+            list(containers) if isinstance(containers, list) else None,
         )
     elif kind == "result" and job_id and message.get("outcome") == "success":
-        outcome = builds.succeeded(job_id, message.get("output") or {}, box.artifacts)
+        outcome = build_results.succeeded(job_id, message.get("output") or {}, box.artifacts)
     elif kind == "result" and job_id:
         error = message.get("error") or {}
-        outcome = builds.failed(
+        outcome = build_results.failed(
             job_id, str(error.get("Error") or "build failed"), error.get("Cause")
         )
     elif kind == "node_heartbeat":
-        build_nodes.heartbeat(
-            str(message["xname"]),
-            str(message["arch"]),
-            list(message.get("recipe_types", [])),
-            message.get("current_job"),
-            float(message.get("time") or time.time()),
-        )
+        node = build_nodes.heartbeat(message, float(message.get("time") or time.time()))
         outcome = "node seen"
+        if node.registered and node.accepting:  # it may serve jobs that wait for a node
+            dispatched = dispatch.dispatch_waiting(box.artifacts, box.workflows, box.settings)
+            outcome = f"node seen; {', '.join(dispatched) or 'no waiting job dispatched'}"
     else:
         outcome = f"ignored: unknown event type {kind!r}"
     level = log.debug if kind == "node_heartbeat" else log.info

@@ -1,18 +1,51 @@
-"""The schedule: end jobs whose build host went silent past the job timeout."""
+"""The schedule: end jobs whose host went silent, dispatch or end jobs waiting for a node,
+finish interrupted lifecycle operations, purge old deleted records, remove orphan uploads.
+
+Safe to run twice at once: every step is a versioned write or an idempotent S3 call."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from chalicelib import observability
-from chalicelib.config import Settings
-from chalicelib.domain import builds
+from chalicelib.container import Container
+from chalicelib.domain import build_results, dispatch, housekeeping, lifecycle
 
 
-def run(settings: Settings) -> list[str]:
-    """Safe to run twice at once: ending a job is a versioned write that happens once."""
+def run(box: Container) -> dict[str, list[str]]:
+    settings, store = box.settings, box.artifacts
     limit = settings.job_stale_seconds
-    ended = []
-    for job in builds.stale_jobs(limit):
-        outcome = builds.expire(job.id, f"no result after {limit} s; the build was abandoned")
-        ended.append(f"{job.id}: {outcome}")
-    observability.logger().info("cleanup ran", extra={"ended_jobs": ended})
-    return ended
+    steps: dict[str, Callable[[], list[str]]] = {
+        "ended_jobs": lambda: [
+            f"{job.id}: "
+            + build_results.failed(job.id, f"no result after {limit} s; the build was abandoned")
+            for job in build_results.stale_jobs(limit)
+        ],
+        "waiting_jobs": lambda: dispatch.dispatch_waiting(store, box.workflows, settings),
+        "finished_interrupted": lambda: [
+            line
+            for kind in lifecycle.KINDS
+            for line in lifecycle.finish_interrupted(
+                kind, store, settings.interrupted_grace_seconds
+            )
+        ],
+        "purged_deleted": lambda: [
+            line
+            for kind in lifecycle.KINDS
+            for line in lifecycle.purge_expired(kind, store, settings.deleted_retention_seconds)
+        ],
+        "removed_orphans": lambda: housekeeping.remove_orphans(
+            store, settings.orphan_grace_seconds
+        ),
+        "node_controls_fixed": lambda: housekeeping.reconcile_node_controls(store),
+    }
+    report: dict[str, list[str]] = {}
+    log = observability.logger()
+    for name, step in steps.items():
+        try:
+            report[name] = step()
+        except Exception as exc:  # one failing step must not stop the others
+            log.exception("cleanup step failed", extra={"step": name})
+            report[name] = [f"failed: {exc}"]
+    log.info("cleanup ran", extra=report)
+    return report

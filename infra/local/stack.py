@@ -2,7 +2,8 @@
 
 Starts moto (Step Functions execution on), creates every resource from infra/resources.py,
 serves the Chalice app over HTTP, drives the SQS and schedule handlers, starts a build host for
-this machine's architecture, writes .kiln/stack.json, and stops it all on Ctrl-C.
+this machine's architecture and one for each other architecture it can emulate (qemu-user-static
+through binfmt_misc: see emulation.py), writes .kiln/stack.json, and stops it all on Ctrl-C.
 Everything lives in memory: it is gone when the stack stops.
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 import requests
 
 from infra import resources
-from infra.local import event_sources, tokens
+from infra.local import emulation, event_sources, tokens
 from infra.local.provision import Provisioned, provision
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,12 +47,17 @@ class StackOptions:
     host_arches: tuple[str, ...]
     bucket: str = "kiln-artifacts"
     table_prefix: str = "kiln"
+    hosts_not_started: tuple[str, ...] = ()  # why an arch has no build host, for the banner
 
     @classmethod
     def from_env(cls) -> StackOptions:
         env = os.environ
         hosts = env.get("KILN_BUILD_HOSTS", "native")
-        arches = (native_arch(),) if hosts == "native" else tuple(a for a in hosts.split(",") if a)
+        not_started: tuple[str, ...] = ()
+        if hosts == "native":
+            arches, not_started = default_host_arches()
+        else:
+            arches = tuple(a for a in hosts.split(",") if a)
         return cls(
             api_port=int(env.get("KILN_API_PORT", "8000")),
             aws_port=int(env.get("KILN_AWS_PORT", "5500")),
@@ -60,7 +66,21 @@ class StackOptions:
             job_timeout_seconds=int(env.get("KILN_JOB_TIMEOUT_SECONDS", "3600")),
             schedule_seconds=float(env.get("KILN_SCHEDULE_SECONDS", "30")),
             host_arches=tuple(a for a in arches if a != "none"),
+            hosts_not_started=not_started,
         )
+
+
+def default_host_arches() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """This machine's arch and each other arch it can emulate; and why the others have no host."""
+    arches, not_started = [native_arch()], []
+    for arch in emulation.foreign_arches():
+        reason = emulation.ensure_emulation(arch)
+        if reason is None:
+            arches.append(arch)
+        else:
+            log.info("not starting a build host for %s: %s", arch, reason)
+            not_started.append(f"no {arch} host: {reason}")
+    return tuple(arches), tuple(not_started)
 
 
 def native_arch() -> str:
@@ -262,7 +282,8 @@ def main() -> None:
             f"\nKiln is up.\n  API:        {info['api_url']}  (IMS at {info['ims_url']})\n"
             f"  AWS (moto): {info['aws_endpoint_url']}\n"
             f"  Hosts:      {', '.join(info['build_hosts']) or 'none'}\n"
-            f"  Tokens:     {stack.options.state_dir / 'stack.json'}\n"
+            + "".join(f"              ({note})\n" for note in stack.options.hosts_not_started)
+            + f"  Tokens:     {stack.options.state_dir / 'stack.json'}\n"
             "All data is in memory and is gone when the stack stops. Ctrl-C stops it.\n",
             flush=True,
         )

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from infra.local import emulation, stack
+from infra.local.stack import StackOptions
 from tests.conftest import ROOT, free_port
 
 
@@ -31,3 +36,49 @@ def test_a_taken_port_is_refused_with_the_setting_to_change(tmp_path: Path) -> N
     assert done.returncode == 2
     assert f"port {port} is in use" in done.stderr and "KILN_API_PORT" in done.stderr
     assert not (tmp_path / "stack.json").exists()
+
+
+def hosts_from_env(monkeypatch: pytest.MonkeyPatch, setting: str | None) -> StackOptions:
+    if setting is None:
+        monkeypatch.delenv("KILN_BUILD_HOSTS", raising=False)
+    else:
+        monkeypatch.setenv("KILN_BUILD_HOSTS", setting)
+    return StackOptions.from_env()
+
+
+@pytest.mark.parametrize("setting", [None, "native"])
+def test_by_default_every_arch_this_machine_can_run_gets_a_host(
+    monkeypatch: pytest.MonkeyPatch, setting: str | None
+) -> None:
+    asked: list[str] = []
+
+    def runs(arch: str) -> None:
+        asked.append(arch)
+
+    monkeypatch.setattr(stack.emulation, "ensure_emulation", runs)
+    options = hosts_from_env(monkeypatch, setting)
+    assert options.host_arches == (stack.native_arch(), *emulation.foreign_arches())
+    assert asked == list(emulation.foreign_arches()) and options.hosts_not_started == ()
+
+
+def test_an_arch_this_machine_cannot_run_gets_no_host_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(stack.emulation, "ensure_emulation", lambda arch: "no qemu here")
+    with caplog.at_level(logging.INFO, logger="kiln.local"):
+        options = hosts_from_env(monkeypatch, None)
+    assert options.host_arches == (stack.native_arch(),)
+    foreign = emulation.foreign_arches()
+    assert options.hosts_not_started == tuple(f"no {arch} host: no qemu here" for arch in foreign)
+    for arch in foreign:
+        assert f"not starting a build host for {arch}: no qemu here" in caplog.text
+
+
+def test_explicit_build_hosts_are_kept_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(arch: str) -> None:
+        raise AssertionError("explicit hosts must not set up emulation")
+
+    monkeypatch.setattr(stack.emulation, "ensure_emulation", never)
+    both = hosts_from_env(monkeypatch, "x86_64,aarch64")
+    assert both.host_arches == ("x86_64", "aarch64") and both.hosts_not_started == ()
+    assert hosts_from_env(monkeypatch, "none").host_arches == ()

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import json
 import threading
 import time
+import uuid
+
+import boto3
 
 import app as app_module
 from infra.local.event_sources import Schedule
@@ -66,3 +70,90 @@ def test_local_schedule_driver_fires_the_cleanup_handler(kiln: Kiln) -> None:
         time.sleep(0.05)
     stop.set()
     assert status(kiln, job_id) == "error"
+
+
+def run_cleanup(kiln: Kiln) -> dict[str, list[str]]:
+    report = kiln.client.lambda_.invoke("on_cleanup_schedule", scheduled(kiln)).payload
+    assert not [line for lines in report.values() for line in lines if "failed" in line], report
+    return dict(report)
+
+
+def s3_keys(kiln: Kiln, prefix: str = "") -> set[str]:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    listed = s3.list_objects_v2(Bucket=kiln.provisioned.bucket, Prefix=prefix)
+    return {item["Key"] for item in listed.get("Contents", [])}
+
+
+def test_deleted_records_past_retention_are_purged_with_artifacts(kiln: Kiln) -> None:
+    recipe = ready_recipe(kiln)
+    kiln.call("DELETE", f"{V3}/recipes/{recipe['id']}")
+    run_cleanup(kiln)
+    assert kiln.call("GET", f"{V3}/deleted/recipes/{recipe['id']}").status_code == 200
+
+    kiln.configure(deleted_retention_seconds=0)
+    report = run_cleanup(kiln)
+    assert report["purged_deleted"] == [f"recipe {recipe['id']}"]
+    assert kiln.call("GET", f"{V3}/deleted/recipes/{recipe['id']}").status_code == 404
+    assert "uploads/demo/noop.tar.gz" not in s3_keys(kiln)
+
+
+def test_uploads_no_record_owns_are_removed_after_the_grace_period(kiln: Kiln) -> None:
+    recipe = ready_recipe(kiln)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    owned = {f"recipes/{recipe['id']}/recipe.tar.gz"}
+    orphans = {
+        f"recipes/{uuid.uuid4()}/recipe.tar.gz",
+        f"images/{uuid.uuid4()}/rootfs.squashfs",
+        f"jobs/{uuid.uuid4()}/build.log",
+        f"control/jobs/{uuid.uuid4()}/cancel",
+    }
+    for key in owned | orphans:
+        s3.put_object(Bucket=kiln.provisioned.bucket, Key=key, Body=b"x")
+    assert run_cleanup(kiln)["removed_orphans"] == []
+
+    kiln.configure(orphan_grace_seconds=0)
+    assert set(run_cleanup(kiln)["removed_orphans"]) == orphans
+    assert owned <= s3_keys(kiln) and not orphans & s3_keys(kiln)
+
+
+def test_a_running_builds_uploads_are_not_orphans(kiln: Kiln) -> None:
+    job_id = started_job(kiln)
+    from chalicelib.adapters.models import JobModel
+
+    planned = JobModel.get(job_id).planned_image_id
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.put_object(Bucket=kiln.provisioned.bucket, Key=f"images/{planned}/part", Body=b"x")
+    kiln.configure(orphan_grace_seconds=0)
+    assert run_cleanup(kiln)["removed_orphans"] == []
+
+
+def test_node_control_objects_follow_the_records(kiln: Kiln) -> None:
+    kiln.register_host()
+    s3 = boto3.client("s3", region_name="us-east-1")
+    key = "control/build-nodes/test-host.json"
+    s3.delete_object(Bucket=kiln.provisioned.bucket, Key=key)  # a lost write
+    assert run_cleanup(kiln)["node_controls_fixed"] == ["test-host"]
+    body = s3.get_object(Bucket=kiln.provisioned.bucket, Key=key)["Body"].read()
+    assert json.loads(body) == {"registered": True}
+    assert run_cleanup(kiln)["node_controls_fixed"] == []
+
+
+def test_two_runs_at_once_finish_cleanly(kiln: Kiln) -> None:
+    """Both runs succeed and the end state is what one run makes. (That a job is ended by
+    exactly one run rests on DynamoDB's atomic conditional write, which in-process moto does
+    not give threads, so the reports themselves may both claim a job.)"""
+    jobs = [started_job(kiln) for _ in range(3)]
+    recipe = ready_recipe(kiln)
+    kiln.call("DELETE", f"{V3}/recipes/{recipe['id']}")
+    kiln.configure(job_stale_seconds=0, deleted_retention_seconds=0)
+    reports: list[dict[str, list[str]]] = []
+    threads = [threading.Thread(target=lambda: reports.append(run_cleanup(kiln))) for _ in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reports) == 2
+    ended = {line.split(":")[0] for r in reports for line in r["ended_jobs"]}
+    assert ended == set(jobs)
+    assert all(status(kiln, job_id) == "error" for job_id in jobs)
+    assert kiln.call("GET", f"{V3}/deleted/recipes/{recipe['id']}").status_code == 404

@@ -96,19 +96,6 @@ def test_failure_result_ends_in_error_with_reason(
     assert done["resultant_image_id"] is None
 
 
-def test_job_fails_fast_when_no_host_serves_the_recipe_type(kiln: Kiln) -> None:
-    kiln.register_host(recipe_types=("kiln-debian",))
-    recipe, key = ready_recipe(kiln), public_key(kiln)
-    response = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key))
-    assert response.status_code == 201
-    job = response.json_body
-    assert job["status"] == "error"
-    assert (
-        "no build host can build recipe type 'kiln-noop' for arch 'x86_64'" in job["status_reason"]
-    )
-    assert "x86_64/kiln-debian" in job["status_reason"]
-
-
 def test_job_on_recipe_without_archive_is_422(kiln: Kiln, ready) -> None:
     _recipe, key = ready
     bare = kiln.call("POST", f"{V3}/recipes", NOOP_RECIPE).json_body
@@ -128,7 +115,12 @@ def test_job_on_recipe_without_archive_is_422(kiln: Kiln, ready) -> None:
         ({"image_root_archive_name": ""}, "image_root_archive_name"),
         ({"build_env_size": 0}, "build_env_size"),
         ({"enable_debug": "yes"}, "enable_debug"),
-        ({"job_type": "customize"}, "job_type"),
+        ({"job_type": "customize"}, "artifact_id"),  # a recipe id is not an image
+        ({"ssh_containers": [{"name": "a"}]}, "ssh_containers"),
+        ({"ssh_containers": [{"name": "a", "jail": 1}]}, "ssh_containers"),
+        ({"ssh_containers": [{"name": "", "jail": True}]}, "ssh_containers"),
+        ({"ssh_containers": [{"name": "a", "jail": True}] * 2}, "ssh_containers"),
+        ({"ssh_containers": "customize"}, "ssh_containers"),
         ({"surprise": 1}, "surprise"),
     ],
 )

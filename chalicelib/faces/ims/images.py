@@ -9,10 +9,13 @@ from chalice import Blueprint
 from chalicelib.auth import Principal
 from chalicelib.container import container
 from chalicelib.domain import images
+from chalicelib.domain.lifecycle import IMAGE
 from chalicelib.faces.ims import views
+from chalicelib.faces.ims.lifecycle_routes import add_lifecycle_routes
 from chalicelib.faces.ims.routing import ims_route
 
 bp = Blueprint(__name__)
+add_lifecycle_routes(bp, "images", "image_id", IMAGE, views.image)
 
 
 @ims_route(bp, "/images", ["GET"])
@@ -28,6 +31,11 @@ def create_image(principal: Principal, body: Any) -> dict[str, Any]:
 @ims_route(bp, "/images/{image_id}", ["GET"])
 def get_image(principal: Principal, _body: Any, image_id: str) -> dict[str, Any]:
     return views.image(images.get(principal, image_id))
+
+
+@ims_route(bp, "/images/{image_id}", ["PATCH"])
+def patch_image(principal: Principal, body: Any, image_id: str) -> dict[str, Any]:
+    return views.image(images.patch(principal, image_id, body, container().artifacts))
 
 
 @ims_route(bp, "/images/{image_id}/manifest", ["GET"])

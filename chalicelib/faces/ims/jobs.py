@@ -8,9 +8,9 @@ from chalice import Blueprint, Response
 
 from chalicelib.auth import Principal
 from chalicelib.container import container
-from chalicelib.domain import builds
+from chalicelib.domain import builds, job_removal
 from chalicelib.faces.ims import views
-from chalicelib.faces.ims.routing import ims_route
+from chalicelib.faces.ims.routing import Query, ims_route
 
 bp = Blueprint(__name__)
 
@@ -41,3 +41,14 @@ def patch_job(principal: Principal, body: Any, job_id: str) -> dict[str, Any]:
 def get_job_log(principal: Principal, _body: Any, job_id: str) -> Response:
     text = builds.build_log(principal, job_id, container().artifacts)
     return Response(body=text, status_code=200, headers={"Content-Type": "text/plain"})
+
+
+@ims_route(bp, "/jobs/{job_id}", ["DELETE"], status=204)
+def delete_job(principal: Principal, _body: Any, job_id: str) -> None:
+    """A finished job is removed; an unfinished one is cancelled (it ends in error)."""
+    job_removal.delete(principal, job_id, container().artifacts)
+
+
+@ims_route(bp, "/jobs", ["DELETE"], status=204, query=True)
+def delete_jobs(principal: Principal, _body: Any, query: Query) -> None:
+    job_removal.delete_all(principal, query, container().artifacts)

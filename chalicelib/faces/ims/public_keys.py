@@ -8,10 +8,13 @@ from chalice import Blueprint
 
 from chalicelib.auth import Principal
 from chalicelib.domain import public_keys
+from chalicelib.domain.lifecycle import PUBLIC_KEY
 from chalicelib.faces.ims import views
+from chalicelib.faces.ims.lifecycle_routes import add_lifecycle_routes
 from chalicelib.faces.ims.routing import ims_route
 
 bp = Blueprint(__name__)
+add_lifecycle_routes(bp, "public-keys", "public_key_id", PUBLIC_KEY, views.public_key)
 
 
 @ims_route(bp, "/public-keys", ["GET"])

@@ -9,10 +9,13 @@ from chalice import Blueprint
 from chalicelib.auth import Principal
 from chalicelib.container import container
 from chalicelib.domain import recipes
+from chalicelib.domain.lifecycle import RECIPE
 from chalicelib.faces.ims import views
+from chalicelib.faces.ims.lifecycle_routes import add_lifecycle_routes
 from chalicelib.faces.ims.routing import ims_route
 
 bp = Blueprint(__name__)
+add_lifecycle_routes(bp, "recipes", "recipe_id", RECIPE, views.recipe)
 
 
 @ims_route(bp, "/recipes", ["GET"])

@@ -12,13 +12,15 @@ from chalice import BadRequestError, Blueprint, Response
 from chalicelib import observability
 from chalicelib.auth import Principal, verify_bearer
 from chalicelib.container import container
-from chalicelib.errors import DomainError, NoInput
+from chalicelib.errors import DomainError, Invalid, NoInput
 from chalicelib.faces.ims.errors import problem
 
 V3 = "/apis/ims/v3"
-#: v3, the unversioned legacy API, and its upstream spelling /v2
-ALL_PREFIXES = (V3, "/apis/ims", "/apis/ims/v2")
+#: the unversioned legacy API (its DELETEs are hard deletes), and its upstream spelling /v2
+LEGACY = ("/apis/ims", "/apis/ims/v2")
+ALL_PREFIXES = (V3, *LEGACY)
 V3_AND_LEGACY = (V3, "/apis/ims")
+Query = dict[str, list[str]]
 
 View = Callable[..., Any]
 
@@ -30,8 +32,10 @@ def ims_route(
     prefixes: Iterable[str] = ALL_PREFIXES,
     status: int = 200,
     public: bool = False,
+    query: bool = False,
 ) -> Callable[[View], View]:
-    """``view(principal, body, **path_params)`` returns a JSON-able body or a Response."""
+    """``view(principal, body, **path_params)`` returns a JSON-able body or a Response.
+    With ``query``, the view also gets ``query``: each query parameter's values."""
 
     def register(view: View) -> View:
         @functools.wraps(view)
@@ -39,7 +43,8 @@ def ims_route(
             request = bp.current_request
             try:
                 principal = None if public else _principal(request)
-                result = view(principal, _body(request), **params)
+                extra: dict[str, Any] = {"query": _query(request)} if query else {}
+                result = view(principal, _body(request), **params, **extra)
             except DomainError as error:
                 return problem(error, _instance(request))
             except Exception:  # never a bare stack trace: IMS clients get ProblemDetails
@@ -68,6 +73,24 @@ _CONTENT_TYPES = ["application/json", "application/merge-patch+json"]
 def _instance(request: Any) -> str:
     """The path as requested (request.path is the route template, e.g. /jobs/{job_id})."""
     return str((request.context or {}).get("path") or request.path)
+
+
+def _query(request: Any) -> Query:
+    found = request.query_params
+    if not found:
+        return {}
+    return {name: list(found.getlist(name)) for name in found}
+
+
+def flag(query: Query, name: str, default: bool) -> bool:
+    """A boolean query parameter, as IMS reads one ('true'/'false', any case)."""
+    values = query.get(name)
+    if not values:
+        return default
+    value = values[-1].strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise Invalid(f"query parameter {name} must be true or false, not '{values[-1]}'")
+    return value in ("true", "1", "yes")
 
 
 def _principal(request: Any) -> Principal:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from chalicelib.adapters.models import (
@@ -11,6 +12,7 @@ from chalicelib.adapters.models import (
     PublicKeyModel,
     RecipeModel,
 )
+from chalicelib.domain import build_nodes
 
 
 def recipe(r: RecipeModel) -> dict[str, Any]:
@@ -32,6 +34,12 @@ def recipe(r: RecipeModel) -> dict[str, Any]:
     }
     if r.link:
         body["link"] = r.link
+    return _with_deleted(body, r.deleted)
+
+
+def _with_deleted(body: dict[str, Any], deleted: str | None) -> dict[str, Any]:
+    if deleted:
+        body["deleted"] = deleted
     return body
 
 
@@ -45,11 +53,12 @@ def image(i: ImageModel) -> dict[str, Any]:
     }
     if i.link:
         body["link"] = i.link
-    return body
+    return _with_deleted(body, i.deleted)
 
 
 def public_key(k: PublicKeyModel) -> dict[str, Any]:
-    return {"id": k.id, "created": k.created, "name": k.name, "public_key": k.public_key}
+    body = {"id": k.id, "created": k.created, "name": k.name, "public_key": k.public_key}
+    return _with_deleted(body, k.deleted)
 
 
 def job(j: JobModel) -> dict[str, Any]:
@@ -68,7 +77,7 @@ def job(j: JobModel) -> dict[str, Any]:
         "kubernetes_service": None,
         "kubernetes_configmap": None,
         "kubernetes_namespace": "kiln",
-        "ssh_containers": [],
+        "ssh_containers": j.ssh_containers or [],
         "enable_debug": j.enable_debug,
         "resultant_image_id": j.resultant_image_id,
         "build_env_size": j.build_env_size,
@@ -82,11 +91,20 @@ def job(j: JobModel) -> dict[str, Any]:
     }
 
 
-def build_node(n: BuildNodeModel) -> dict[str, Any]:
+def build_node(n: BuildNodeModel, fresh_seconds: int) -> dict[str, Any]:
+    """IMS shows the xname; Kiln adds what the node reported and whether it is healthy."""
     return {
         "xname": n.xname,
+        "registered": n.registered_at,
+        "status": build_nodes.status(n, fresh_seconds),
         "arch": n.arch,
         "recipe_types": n.recipe_types,
-        "last_heartbeat": n.last_heartbeat,
+        "job_types": n.job_types,
+        "last_heartbeat": _iso(n.last_heartbeat) if n.last_heartbeat else None,
         "current_job": n.current_job,
     }
+
+
+def _iso(epoch: float) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

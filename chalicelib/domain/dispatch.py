@@ -1,0 +1,161 @@
+"""Sending jobs to build hosts: what the job message carries, and holding a job until a
+registered, healthy node serves its arch and recipe (or job) type.
+
+A job no node serves stays ``creating`` (filed in the sparse ``awaiting_node`` index) and is
+dispatched when such a node's heartbeat arrives, or ends in ``error`` once it has waited
+``unserved_wait_seconds``, with a reason naming what is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chalicelib import observability
+from chalicelib.adapters import records
+from chalicelib.adapters.artifacts import (
+    ArtifactStore,
+    image_prefix,
+    job_cancel_key,
+    job_log_key,
+)
+from chalicelib.adapters.models import ImageModel, JobModel, PublicKeyModel, RecipeModel
+from chalicelib.adapters.workflows import Workflows
+from chalicelib.config import Settings
+from chalicelib.domain import build_nodes
+from chalicelib.domain.build_results import epoch
+from chalicelib.domain.job_records import KIND, finish, set_status, update
+from chalicelib.errors import DomainError
+
+
+class AlreadyClaimed(Exception):
+    """Another dispatcher took this job first."""
+
+
+def needs(job: JobModel) -> str:
+    if job.job_type == "customize":
+        return f"customize jobs for arch '{job.arch}'"
+    return f"recipe type '{job.recipe_type}' for arch '{job.arch}'"
+
+
+def unserved_reason(job: JobModel, settings: Settings) -> str | None:
+    fresh = settings.node_fresh_seconds
+    if build_nodes.serving(job.arch, job.job_type, job.recipe_type or "", fresh):
+        return None
+    offered = build_nodes.capabilities(fresh) or ["none"]
+    return (
+        f"no registered, healthy build node serves {needs(job)}; nodes offer: {', '.join(offered)}"
+    )
+
+
+def begin(
+    job: JobModel, store: ArtifactStore, workflows: Workflows, settings: Settings
+) -> JobModel:
+    """Store a new job and dispatch it, or file it to wait for a node."""
+    if job.recipe_type == "packer" and not build_nodes.advertised("packer"):
+        finish_now(job, "no registered build node advertises recipe type 'packer'")
+        return records.insert(job)
+    waiting = unserved_reason(job, settings)
+    if waiting:
+        job.awaiting_node = KIND
+        job.status_reason = f"waiting: {waiting}"
+        observability.logger().info("job waits for a build node", extra={"reason": waiting})
+        return records.insert(job)
+    records.insert(job)
+    return start(job, store, workflows, settings)
+
+
+def finish_now(job: JobModel, reason: str) -> None:
+    set_status(job, "error")
+    job.status_reason = reason
+    observability.count("JobsFailed")
+
+
+def start(
+    job: JobModel, store: ArtifactStore, workflows: Workflows, settings: Settings
+) -> JobModel:
+    try:
+        workflows.start_build(job.id, job_input(job, store, settings))
+    except Exception as exc:  # the record must not claim a build that never started
+        observability.logger().exception("could not start the build execution")
+        finish(job.id, "error", f"the build could not be started: {exc}")
+        if isinstance(exc, DomainError):
+            raise
+        raise DomainError(f"the build could not be started: {exc}") from exc
+    observability.count("JobsStarted")
+    observability.logger().info("build dispatched", extra={"arch": job.arch})
+    return job
+
+
+def dispatch_waiting(
+    store: ArtifactStore, workflows: Workflows, settings: Settings, now: float | None = None
+) -> list[str]:
+    """Dispatch waiting jobs a node now serves; end those that waited too long."""
+    now = now or time.time()
+    outcomes = []
+    for job in list(JobModel.by_awaiting_node.query(KIND)):
+        reason = unserved_reason(job, settings)
+        if reason is None:
+            try:
+                claimed = update(job.id, _claim)
+            except AlreadyClaimed:
+                continue
+            start(claimed, store, workflows, settings)
+            outcomes.append(f"{job.id}: dispatched")
+        elif now - epoch(job.created) >= settings.unserved_wait_seconds:
+            waited = settings.unserved_wait_seconds
+            if finish(job.id, "error", f"no build node after {waited} s: {reason}"):
+                observability.count("JobsFailed")
+                outcomes.append(f"{job.id}: ended, unserved")
+    return outcomes
+
+
+def _claim(job: JobModel) -> None:
+    if job.awaiting_node is None or job.status != "creating":
+        raise AlreadyClaimed(job.id)
+    job.awaiting_node = None
+    job.status_reason = None
+
+
+def job_input(job: JobModel, store: ArtifactStore, settings: Settings) -> dict[str, Any]:
+    """What the state machine carries to the build host (the host never reads DynamoDB)."""
+    key = records.find(PublicKeyModel, job.public_key_id)
+    message: dict[str, Any] = {
+        "job_id": job.id,
+        "job_type": job.job_type,
+        "tenant": job.tenant,
+        "arch": job.arch,
+        "recipe_type": job.recipe_type or "",
+        "recipe": {},
+        "bucket": store.bucket,
+        "image_id": job.planned_image_id,
+        "artifact_prefix": image_prefix(job.planned_image_id),
+        "log_key": job_log_key(job.id),
+        "cancel_key": job_cancel_key(job.id),
+        "image_root_archive_name": job.image_root_archive_name,
+        "kernel_file_name": job.kernel_file_name,
+        "initrd_file_name": job.initrd_file_name,
+        "template_dictionary": {},
+        "source_date_epoch": int(epoch(job.created)),
+        "enable_debug": job.enable_debug,
+        "public_key": key.public_key if key is not None else "",
+        "ssh_containers": [
+            {"name": c["name"], "jail": bool(c.get("jail"))} for c in job.ssh_containers or []
+        ],
+        "user_wait_seconds": settings.user_wait_seconds,
+    }
+    if job.job_type == "customize":
+        image = records.find(ImageModel, job.artifact_id)
+        manifest = store.own_key(image.link["path"]) if image and image.link else None
+        message["source_image"] = {"image_id": job.artifact_id, "manifest_key": manifest}
+        return message
+    recipe = records.find(RecipeModel, job.artifact_id)
+    if recipe is not None:
+        message["recipe"] = {
+            "bucket": store.bucket,
+            "key": store.key_of(recipe.link["path"]) if recipe.link else "",
+            "sha256": recipe.archive_sha256,
+        }
+        message["template_dictionary"] = {i["key"]: i["value"] for i in recipe.template_dictionary}
+        message["source_date_epoch"] = int(epoch(recipe.created))
+    return message

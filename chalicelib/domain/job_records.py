@@ -1,0 +1,58 @@
+"""The one place a job record's status changes, and the versioned read-change-save loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pynamodb.exceptions import PutError
+
+from chalicelib.adapters import records
+from chalicelib.adapters.models import JobModel
+from chalicelib.domain.states import JOB_TERMINAL
+from chalicelib.errors import Conflict, NotFound
+
+KIND = "job"
+
+
+def set_status(job: JobModel, status: str) -> None:
+    """An ended job leaves the unfinished and awaiting-node indexes."""
+    job.status = status
+    if status in JOB_TERMINAL:
+        job.unfinished = None
+        job.awaiting_node = None
+        job.finished = job.finished or records.utc_now()
+
+
+def update(job_id: str, change: Callable[[JobModel], None]) -> JobModel:
+    """Read, change, save with the version check; re-read and retry if another writer won."""
+    for _attempt in range(8):
+        job = records.find(JobModel, job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        change(job)
+        try:
+            job.save()
+            return job
+        except PutError as exc:
+            if "ConditionalCheckFailed" not in str(exc):
+                raise
+    raise Conflict(f"job {job_id} kept changing; retry")
+
+
+def finish(job_id: str, status: str, reason: str | None, **fields: Any) -> bool:
+    """End a job, once: an ended job keeps its first ending. True if this call ended it."""
+    ended = {"by_me": False}
+
+    def change(job: JobModel) -> None:
+        ended["by_me"] = False
+        if job.status in JOB_TERMINAL:
+            return
+        ended["by_me"] = True
+        set_status(job, status)
+        job.status_reason = reason
+        for name, value in fields.items():
+            setattr(job, name, value)
+
+    update(job_id, change)
+    return ended["by_me"]

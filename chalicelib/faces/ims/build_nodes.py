@@ -1,0 +1,46 @@
+"""IMS remote build nodes (admin only): register, list, drain. v3 and unversioned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib.auth import Principal
+from chalicelib.container import container
+from chalicelib.domain import build_nodes
+from chalicelib.faces.ims import views
+from chalicelib.faces.ims.routing import V3_AND_LEGACY, ims_route
+
+bp = Blueprint(__name__)
+NODES = "/remote-build-nodes"
+NODE = NODES + "/{xname}"
+
+
+def _show(node: Any) -> dict[str, Any]:
+    return views.build_node(node, container().settings.node_fresh_seconds)
+
+
+@ims_route(bp, NODES, ["GET"], prefixes=V3_AND_LEGACY)
+def list_build_nodes(principal: Principal, _body: Any) -> list[dict[str, Any]]:
+    return [_show(n) for n in build_nodes.list_for(principal)]
+
+
+@ims_route(bp, NODES, ["POST"], prefixes=V3_AND_LEGACY, status=201)
+def register_build_node(principal: Principal, body: Any) -> dict[str, Any]:
+    return _show(build_nodes.register(principal, body, container().artifacts))
+
+
+@ims_route(bp, NODES, ["DELETE"], prefixes=V3_AND_LEGACY, status=204)
+def drain_all_build_nodes(principal: Principal, _body: Any) -> None:
+    build_nodes.deregister_all(principal, container().artifacts)
+
+
+@ims_route(bp, NODE, ["GET"], prefixes=V3_AND_LEGACY)
+def get_build_node(principal: Principal, _body: Any, xname: str) -> dict[str, Any]:
+    return _show(build_nodes.get(principal, xname))
+
+
+@ims_route(bp, NODE, ["DELETE"], prefixes=V3_AND_LEGACY, status=204)
+def drain_build_node(principal: Principal, _body: Any, xname: str) -> None:
+    build_nodes.deregister(principal, xname, container().artifacts)
