@@ -1,5 +1,7 @@
-"""The build-host agent: long-polls its arch's queue, heartbeats while it works, answers the
-state machine. Idempotent per job; SIGTERM stops taking work and sends no partial result.
+"""The build-host agent: long-polls its arch's queue while registered, heartbeats while it
+works, answers the state machine. Idempotent per job; SIGTERM stops taking work and sends no
+partial result; a job whose cancel object appears is stopped and answered "Cancelled: ...".
+The protocol is in docs/build-hosts.md.
 
 Run: python -m builders.agent   (settings from the environment: builders/host_config.py)
 """
@@ -16,11 +18,16 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
+from builders import customize, ssh_session
 from builders.backends import available_backends
 from builders.backends.base import BuildError
+from builders.control import Control
+from builders.customize import CustomizeRun
 from builders.host_config import HostConfig
-from builders.job_run import JobRun, Stopped
+from builders.job_run import CANCELLED, CreateRun, JobRun, Stopped
 from builders.report import Reporter
+
+RUNS: dict[str, type[JobRun]] = {"create": CreateRun, "customize": CustomizeRun}
 
 
 class AnswerBook:
@@ -46,6 +53,7 @@ class Agent:
         self._sqs, self._s3 = sqs, s3
         self.reporter = Reporter(sqs, s3, sfn, config.events_queue_url, config.xname)
         self.answers = AnswerBook(config.work_dir)
+        self.control = Control(s3, config.bucket, config.xname, logger)
         self.log = logger
         self.stopping = threading.Event()
         self.current_job: str | None = None
@@ -55,25 +63,43 @@ class Agent:
             if not b.unavailable_reason(config.arch)
             for t in b.recipe_types
         )
+        self.job_types = ["create"] + ([] if customize.unavailable_reason() else ["customize"])
 
     def stop(self, *_: Any) -> None:
         self.log.info("stop requested: taking no new work")
         self.stopping.set()
 
     def run(self) -> None:
+        try:
+            ssh_session.clean_stale(self.config.ssh)
+        except Exception:
+            self.log.exception("could not clean up stale SSH sessions")
         self.announce()
         threading.Thread(target=self._announce_loop, name="node-heartbeat", daemon=True).start()
         self.log.info(
             "polling",
-            extra={"queue": self.config.build_queue_url, "recipe_types": self.recipe_types},
+            extra={
+                "queue": self.config.build_queue_url,
+                "recipe_types": self.recipe_types,
+                "job_types": self.job_types,
+            },
         )
         while not self.stopping.is_set():
             self.poll_once()
         self.log.info("stopped")
 
+    def accepting(self) -> bool:
+        """Registered (control/build-nodes/<xname>.json) and not stopping."""
+        return not self.stopping.is_set() and self.control.registered()
+
     def announce(self) -> None:
         self.reporter.node_heartbeat(
-            self.config.arch, self.recipe_types, self.current_job, time.time()
+            self.config.arch,
+            self.recipe_types,
+            self.current_job,
+            time.time(),
+            job_types=self.job_types,
+            accepting=self.accepting(),
         )
 
     def _announce_loop(self) -> None:
@@ -84,6 +110,9 @@ class Agent:
                 self.log.exception("node heartbeat failed")
 
     def poll_once(self) -> None:
+        if not self.accepting():  # not registered (or draining): take no work, keep announcing
+            self.stopping.wait(self.config.poll_wait_seconds)
+            return
         messages = self._sqs.receive_message(
             QueueUrl=self.config.build_queue_url,
             MaxNumberOfMessages=1,
@@ -106,45 +135,65 @@ class Agent:
             return
         if self.stopping.is_set():
             return
+        if self._cancel_requested(job):
+            self.log.warning("job cancelled before it started")
+            self._finish(job_id, token, {"outcome": "failure", "error": CANCELLED})
+            return
+        cancelled = threading.Event()
         self.current_job = job_id
         self.announce()
         beat_stop = threading.Event()
-        threading.Thread(target=self._beat, args=(token, beat_stop), daemon=True).start()
-        run = JobRun(
-            job,
-            self.reporter,
-            self._s3,
-            self.config.work_dir,
-            self.config.arch,
-            self.stopping.is_set,
-        )
+        threading.Thread(
+            target=self._beat, args=(token, job, beat_stop, cancelled), daemon=True
+        ).start()
         try:
-            answer = self._execute(run)
+            answer = self._execute(job, cancelled)
         finally:
             beat_stop.set()
             self.current_job = None
         if answer is not None:
-            self.answers.put(job_id, answer)
-            self._answer(token, answer)
+            self._finish(job_id, token, answer)
         self.announce()
         self.log.set_correlation_id(None)
 
-    def _execute(self, run: JobRun) -> dict[str, Any] | None:
+    def _finish(self, job_id: str, token: str, answer: dict[str, Any]) -> None:
+        self.answers.put(job_id, answer)
+        self._answer(token, answer)
+
+    def _cancel_requested(self, job: dict[str, Any]) -> bool:
+        return self.control.cancelled(job["bucket"], job.get("cancel_key"))
+
+    def _execute(self, job: dict[str, Any], cancelled: threading.Event) -> dict[str, Any] | None:
+        job_type = job.get("job_type") or "create"
+        run_class = RUNS.get(job_type)
+        if run_class is None:
+            return {
+                "outcome": "failure",
+                "error": f"BuildFailed: host {self.config.xname} cannot run job type {job_type!r}",
+            }
+        run = run_class(
+            job, self.reporter, self._s3, self.config, self.stopping.is_set, cancelled.is_set
+        )
         started = time.monotonic()
         try:
             output = run.execute()
-            self.log.info("build succeeded", extra={"seconds": time.monotonic() - started})
-            return {"outcome": "success", "output": output}
-        except Stopped:
+        except Exception as exc:
+            return self._failure(run, exc)
+        self.log.info("build succeeded", extra={"seconds": time.monotonic() - started})
+        return {"outcome": "success", "output": output}
+
+    def _failure(self, run: JobRun, exc: Exception) -> dict[str, Any] | None:
+        """The answer for a run that raised: cancelled, abandoned (None), or failed."""
+        if run.cancelled():  # however the run ended, its owner cancelled the job
+            self.log.warning("job cancelled: answering so", extra={"raised": repr(exc)})
+            return {"outcome": "failure", "error": CANCELLED}
+        if isinstance(exc, Stopped) or (isinstance(exc, BuildError) and self.stopping.is_set()):
             self.log.warning("build abandoned: host stopping; no answer sent")
             return None
-        except BuildError as exc:
-            if self.stopping.is_set():  # the backend gave up because the host is stopping
-                self.log.warning("build abandoned: host stopping; no answer sent")
-                return None
+        if isinstance(exc, BuildError):
             reason = f"BuildFailed: {exc}"
-        except Exception as exc:  # a host fault: still answer, so the job ends cleanly
-            self.log.exception("build crashed")
+        else:  # a host fault: still answer, so the job ends cleanly
+            self.log.error("build crashed", exc_info=exc)
             reason = f"HostError: {type(exc).__name__}: {exc}"
         run.log(reason)
         try:
@@ -163,7 +212,14 @@ class Agent:
         except Exception as exc:  # the token is closed already: the earlier answer counted
             self.log.info("answer not taken", extra={"reason": str(exc)})
 
-    def _beat(self, token: str, stop: threading.Event) -> None:
+    def _beat(
+        self,
+        token: str,
+        job: dict[str, Any],
+        stop: threading.Event,
+        cancelled: threading.Event,
+    ) -> None:
+        """Task heartbeats, and on each tick the job's cancel check."""
         while not stop.wait(self.config.task_heartbeat_interval):
             if self.stopping.is_set():
                 return  # a stopping host goes silent so the state machine retries elsewhere
@@ -171,6 +227,9 @@ class Agent:
                 self.reporter.heartbeat(token)
             except Exception as exc:
                 self.log.warning("task heartbeat refused", extra={"reason": str(exc)})
+            if not cancelled.is_set() and self._cancel_requested(job):
+                self.log.warning("job cancelled: stopping it")
+                cancelled.set()
 
 
 def main() -> None:

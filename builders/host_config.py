@@ -7,10 +7,21 @@ import os
 import platform
 from pathlib import Path
 
+from builders.ssh_session import STATE_ROOT, SshSettings
+
 
 def native_arch() -> str:
     machine = platform.machine()
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+
+
+def port_range(text: str) -> tuple[int, int]:
+    """'2200-2299' (or one port, '2200') as (first, last)."""
+    first, _, last = text.strip().partition("-")
+    low, high = int(first), int(last or first)
+    if not 0 < low <= high < 65536:
+        raise ValueError(f"not a port range: {text!r} (expected e.g. 2200-2299)")
+    return low, high
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +35,9 @@ class HostConfig:
     region: str
     poll_wait_seconds: int = 2
     node_heartbeat_seconds: float = 10.0
+    bucket: str = "kiln-artifacts"  # the artifact bucket: control objects live there
+    ssh_host: str = "127.0.0.1"  # where job SSH servers listen, and the address users are given
+    ssh_ports: tuple[int, int] = (2200, 2299)
 
     @classmethod
     def from_env(cls) -> HostConfig:
@@ -37,9 +51,17 @@ class HostConfig:
             work_dir=Path(env.get("KILN_HOST_WORK_DIR", "/var/lib/kiln-host")),
             heartbeat_seconds=int(env.get("KILN_HEARTBEAT_SECONDS", "60")),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", "us-east-1"),
+            bucket=env.get("KILN_ARTIFACT_BUCKET", "kiln-artifacts"),
+            ssh_host=env.get("KILN_SSH_HOST", "127.0.0.1"),
+            ssh_ports=port_range(env.get("KILN_SSH_PORTS", "2200-2299")),
         )
 
     @property
     def task_heartbeat_interval(self) -> float:
         """Beat well inside the state machine's HeartbeatSeconds."""
         return max(0.5, self.heartbeat_seconds / 4)
+
+    @property
+    def ssh(self) -> SshSettings:
+        """Where job SSH servers listen; their state in /run/kiln-ssh/<xname>/<job_id>."""
+        return SshSettings(self.ssh_host, self.ssh_ports, STATE_ROOT / self.xname)

@@ -1,7 +1,11 @@
-"""One build job on a host: fetch and check the recipe, wait for repos, build, publish."""
+"""One job on a host. ``JobRun`` is what every job type shares (work dir, log, progress, SSH
+sessions, publishing the image); ``CreateRun`` is the create flow: fetch and check the recipe,
+wait for repos, build (with a debug shell on a failed build when ``enable_debug``), publish.
+The customize flow is builders/customize.py."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tarfile
 import threading
@@ -12,12 +16,21 @@ from typing import Any
 
 from builders import workdir
 from builders.backends import backend_for
-from builders.backends.base import BuildContext, BuildError
+from builders.backends.base import Artifact, Backend, BuildContext, BuildError
+from builders.host_config import HostConfig
 from builders.report import Reporter
+from builders.ssh_session import SessionError, SshSession
+
+CANCELLED = "Cancelled: the job was deleted"
+DEFAULT_USER_WAIT_SECONDS = 3600
 
 
 class Stopped(Exception):
     """The host is shutting down: abandon the job and send no answer."""
+
+
+class Cancelled(Exception):
+    """The job's owner cancelled it (its cancel object exists): abandon it, answer so."""
 
 
 class JobRun:
@@ -26,16 +39,18 @@ class JobRun:
         job: dict[str, Any],
         reporter: Reporter,
         s3: Any,
-        work_root: Path,
-        arch: str,
+        config: HostConfig,
         should_stop: Callable[[], bool],
+        is_cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         self.job = job
         self.job_id: str = job["job_id"]
         self._reporter, self._s3 = reporter, s3
-        self.work_dir = work_root / "jobs" / self.job_id
-        self._arch = arch
+        self.work_dir = config.work_dir / "jobs" / self.job_id
+        self._arch = config.arch
         self._should_stop = should_stop
+        self.cancelled = is_cancelled
+        self.ssh = config.ssh
         self._log_lines: list[str] = []
         self._log_lock = threading.Lock()
 
@@ -44,22 +59,25 @@ class JobRun:
         with self._log_lock:
             self._log_lines.append(stamped)
 
+    def interrupted(self) -> bool:
+        """The host is stopping or the job was cancelled: what a backend sees as should_stop."""
+        return self.cancelled() or self._should_stop()
+
+    def check_interrupted(self) -> None:
+        if self.cancelled():
+            raise Cancelled()
+        if self._should_stop():
+            raise Stopped()
+
     def execute(self) -> dict[str, Any]:
-        """Build and publish; returns the SendTaskSuccess output. Raises BuildError or Stopped."""
+        """Make and publish the image; returns the SendTaskSuccess output.
+        Raises BuildError, Stopped or Cancelled."""
         started = time.monotonic()
         workdir.remove(self.work_dir)
         (self.work_dir / "out").mkdir(parents=True)
         try:
-            backend = self._pick_backend()
-            self._step("fetching_recipe")
-            recipe_dir = self._fetch_recipe()
-            ctx = self._context(recipe_dir)
-            self._step("waiting_for_repos")
-            backend.wait_for_repos(ctx)
-            self._step("building_image")
-            artifacts = backend.build(ctx)
-            if self._should_stop():
-                raise Stopped()
+            artifacts = self.produce()
+            self.check_interrupted()
             manifest = self._reporter.publish_image(self.job, artifacts, self.work_dir)
             self.log(f"published {len(manifest['artifacts'])} artifacts and {manifest['key']}")
             return {
@@ -73,6 +91,10 @@ class JobRun:
         finally:
             workdir.remove(self.work_dir)
 
+    def produce(self) -> list[Artifact]:
+        """The job type's work: the artifacts to publish (files in ``work_dir/out``)."""
+        raise NotImplementedError
+
     def upload_log(self) -> str:
         key = self.job["log_key"]
         path = self.work_dir.parent / f"{self.job_id}.log"
@@ -84,13 +106,77 @@ class JobRun:
             path.unlink(missing_ok=True)
         return key
 
-    def _step(self, status: str) -> None:
-        if self._should_stop():
-            raise Stopped()
+    def step(self, status: str, ssh_containers: list[dict[str, Any]] | None = None) -> None:
+        self.check_interrupted()
         self.log(f"== {status}")
-        self._reporter.progress(self.job_id, status)
+        self._reporter.progress(self.job_id, status, ssh_containers)
 
-    def _pick_backend(self) -> Any:
+    # -- SSH sessions (customize, enable_debug) ------------------------------------------------
+    def ssh_container(self, default_name: str) -> dict[str, Any]:
+        """The job's SSH container: name and jail (IMS allows one)."""
+        given = (self.job.get("ssh_containers") or [{}])[0]
+        return {"name": given.get("name") or default_name, "jail": bool(given.get("jail"))}
+
+    @property
+    def user_wait_seconds(self) -> int:
+        return int(self.job.get("user_wait_seconds") or DEFAULT_USER_WAIT_SECONDS)
+
+    def hold_session(self, root: Path, default_name: str) -> tuple[str, dict[str, Any]]:
+        """Serve ``root`` over SSH, report ``waiting_on_user``, and wait for the user's
+        completion signal (removed from the root afterwards). Returns "complete" or "timeout"
+        and the container as the next progress event should show it; raises Stopped or
+        Cancelled if interrupted, SessionError if the session cannot open."""
+        container = self.ssh_container(default_name)
+        session = SshSession(self.ssh, self.job_id, self.log)
+        try:
+            info = session.start(root, container["jail"], self.job.get("public_key") or "")
+            container["connection_info"] = info
+            self.step("waiting_on_user", [{**container, "status": "active"}])
+            outcome = session.wait_for_completion(self.user_wait_seconds, self.interrupted)
+        finally:
+            session.close()
+        with contextlib.suppress(OSError):
+            session.completion_file.unlink(missing_ok=True)
+        self.log(f"I: kiln: SSH session {container['name']} ended: {outcome}")
+        if outcome == "stopped":
+            self.check_interrupted()
+            raise Stopped()
+        return outcome, {**container, "status": "complete"}
+
+
+class CreateRun(JobRun):
+    def produce(self) -> list[Artifact]:
+        backend = self._pick_backend()
+        self.step("fetching_recipe")
+        recipe_dir = self._fetch_recipe()
+        ctx = self._context(recipe_dir)
+        self.step("waiting_for_repos")
+        backend.wait_for_repos(ctx)
+        self.step("building_image")
+        try:
+            return backend.build(ctx)
+        except BuildError as exc:
+            self._debug_shell(exc)
+            raise
+
+    def _debug_shell(self, failure: BuildError) -> None:
+        """enable_debug: keep a shell open on the failed build's root until the user is done."""
+        root = failure.root
+        if not self.job.get("enable_debug") or root is None or not root.is_dir():
+            return
+        if self.interrupted():
+            return
+        self.log(f"E: {failure}")
+        self.log("I: kiln: enable_debug: opening an SSH session on the failed build's root")
+        try:
+            outcome, _ = self.hold_session(root, "debug")
+        except SessionError as exc:
+            self.log(f"W: kiln: no debug session: {exc}")
+            return
+        if outcome == "timeout":
+            self.log(f"W: kiln: no completion signal within {self.user_wait_seconds} s")
+
+    def _pick_backend(self) -> Backend:
         recipe_type = self.job.get("recipe_type", "")
         backend = backend_for(recipe_type)
         if backend is None:
@@ -137,5 +223,5 @@ class JobRun:
             kernel_file_name=job.get("kernel_file_name") or "vmlinuz",
             initrd_file_name=job.get("initrd_file_name") or "initrd",
             log=self.log,
-            should_stop=self._should_stop,
+            should_stop=self.interrupted,
         )

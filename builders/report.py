@@ -36,19 +36,30 @@ class Reporter:
     def event(self, message: dict[str, Any]) -> None:
         self._sqs.send_message(QueueUrl=self._events, MessageBody=json.dumps(message))
 
-    def progress(self, job_id: str, status: str) -> None:
-        self.event(
-            {
-                "type": "progress",
-                "job_id": job_id,
-                "status": status,
-                "node": self.xname,
-                "time": time.time(),
-            }
-        )
+    def progress(
+        self, job_id: str, status: str, ssh_containers: list[dict[str, Any]] | None = None
+    ) -> None:
+        """A job's step; with an SSH session, its containers (name, jail, status,
+        connection_info) as IMS shows them on the job."""
+        message: dict[str, Any] = {
+            "type": "progress",
+            "job_id": job_id,
+            "status": status,
+            "node": self.xname,
+            "time": time.time(),
+        }
+        if ssh_containers is not None:
+            message["ssh_containers"] = ssh_containers
+        self.event(message)
 
     def node_heartbeat(
-        self, arch: str, recipe_types: list[str], current_job: str | None, now: float
+        self,
+        arch: str,
+        recipe_types: list[str],
+        current_job: str | None,
+        now: float,
+        job_types: list[str],
+        accepting: bool,
     ) -> None:
         self.event(
             {
@@ -56,6 +67,8 @@ class Reporter:
                 "xname": self.xname,
                 "arch": arch,
                 "recipe_types": recipe_types,
+                "job_types": job_types,
+                "accepting": accepting,
                 "current_job": current_job,
                 "time": now,
             }

@@ -19,7 +19,15 @@ BUILD_LOG = "text/plain"
 
 
 class BuildError(Exception):
-    """A build failed for a reason the user can act on (the message says what to change)."""
+    """A build failed for a reason the user can act on (the message says what to change).
+
+    ``root`` is the half-built image root the backend left behind, if any: with
+    ``enable_debug`` the host opens an SSH session on it before answering the failure.
+    """
+
+    def __init__(self, message: str, root: Path | None = None) -> None:
+        super().__init__(message)
+        self.root = root
 
 
 @dataclasses.dataclass(frozen=True)

@@ -118,12 +118,17 @@ class DebianBackend:
         command = _mmdebstrap_command(recipe, debarch, mirror, rootfs, script)
         ctx.log(f"I: kiln: {shlex.join(command)}")
         try:
-            _run_streaming(command, env, ctx)
-        finally:
-            _unmount_below(rootfs, ctx)
-        ctx.out_dir.mkdir(parents=True, exist_ok=True)
-        artifacts = [_make_squashfs(rootfs, recipe, env, ctx)]
-        return artifacts + _boot_artifacts(rootfs, recipe, ctx)
+            try:
+                _run_streaming(command, env, ctx)
+            finally:
+                _unmount_below(rootfs, ctx)
+            ctx.out_dir.mkdir(parents=True, exist_ok=True)
+            artifacts = [_make_squashfs(rootfs, recipe, env, ctx)]
+            return artifacts + _boot_artifacts(rootfs, recipe, ctx)
+        except BuildError as exc:  # leave the half-built root for a debug shell (enable_debug)
+            if exc.root is None and rootfs.is_dir():
+                exc.root = rootfs
+            raise
 
     def _build_env(self, source_date_epoch: int) -> dict[str, str]:
         """A clean environment: identical builds must not depend on the agent's environment."""

@@ -3,7 +3,8 @@
 It writes one small deterministic "rootfs" file, named like the Debian backend's rootfs and
 typed as a squashfs (its bytes are not a real squashfs). recipe.yaml may hold:
 
-    fail: "reason"   # raise BuildError("reason")
+    fail: "reason"   # raise BuildError("reason"), leaving a tiny root (etc/kiln-noop) behind
+                     # for an enable_debug shell
     sleep: 2.5       # seconds to take, stopping early (BuildError) if the host is told to stop
 """
 
@@ -37,7 +38,10 @@ class NoopBackend:
         _sleep(settings.get("sleep", 0), ctx)
         reason = settings.get("fail")
         if reason is not None:
-            raise BuildError(str(reason))
+            root = ctx.work_dir / "rootfs"
+            (root / "etc").mkdir(parents=True, exist_ok=True)
+            (root / "etc" / "kiln-noop").write_text(f"failed build of job {ctx.job_id}\n")
+            raise BuildError(str(reason), root=root)
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         target = ctx.out_dir / f"{ctx.image_root_archive_name}.squashfs"
         target.write_bytes(recipe_bytes + _inputs(ctx))

@@ -159,6 +159,7 @@ class LocalStack:
         event_sources.start(
             app_module, self.provisioned.queue_urls, REGION, opts.schedule_seconds, self.stop_event
         )
+        self._register_hosts(private_key.read_bytes())
         for arch in opts.host_arches:
             self._hosts.append(self._start_host(arch))
         self._wait_for_hosts()
@@ -208,13 +209,26 @@ class LocalStack:
         )
         return subprocess.Popen(host_command(), cwd=ROOT, env=env)
 
+    def _register_hosts(self, private_pem: bytes) -> None:
+        """The stack is the admin: it registers its own build hosts, through the IMS API."""
+        admin = tokens.mint(private_pem, "demo", "admin")
+        for arch in self.options.host_arches:
+            response = requests.post(
+                f"{self.api_url}/apis/ims/v3/remote-build-nodes",
+                json={"xname": f"local-{arch}"},
+                headers={"Authorization": f"Bearer {admin}"},
+                timeout=10,
+            )
+            if response.status_code not in (201, 409):
+                raise RuntimeError(f"could not register local-{arch}: {response.text}")
+
     def _wait_for_hosts(self, timeout: float = 60) -> None:
         from chalicelib.domain import build_nodes
 
         deadline = time.time() + timeout
         wanted = {f"local-{arch}" for arch in self.options.host_arches}
         while wanted and time.time() < deadline:
-            seen = {node.xname for node in build_nodes.all_nodes()}
+            seen = {node.xname for node in build_nodes.registered() if node.last_heartbeat}
             if wanted <= seen:
                 return
             if any(host.poll() is not None for host in self._hosts):

@@ -14,13 +14,19 @@ import pytest
 from aws_lambda_powertools import Logger
 
 from builders.agent import Agent
+from builders.control import registration_key
 from builders.host_config import HostConfig
+from builders.job_run import CANCELLED
 from chalicelib.config import BUILD_EVENTS_QUEUE, build_queue_name
 from tests.conftest import BUCKET, MotoStack, make_archive
 
+XNAME = "test-x86"
+
 
 class Harness:
-    def __init__(self, stack: MotoStack, work_dir: Path) -> None:
+    """A build host driven by hand against moto server (registered unless told otherwise)."""
+
+    def __init__(self, stack: MotoStack, work_dir: Path, registered: bool | None = True) -> None:
         self.stack = stack
         self.sqs, self.s3 = stack.client("sqs"), stack.client("s3")
         self.sfn = stack.client("stepfunctions")
@@ -28,14 +34,18 @@ class Harness:
         self.events = stack.provisioned.queue_urls[BUILD_EVENTS_QUEUE]
         config = HostConfig(
             arch="x86_64",
-            xname="test-x86",
+            xname=XNAME,
             build_queue_url=self.queue,
             events_queue_url=self.events,
             work_dir=work_dir,
             heartbeat_seconds=2,
             region=stack.region,
             poll_wait_seconds=1,
+            node_heartbeat_seconds=1,
+            bucket=BUCKET,
         )
+        if registered is not None:
+            self.register(registered)
         self.agent = Agent(config, self.sqs, self.s3, self.sfn, Logger(service="test-host"))
         self.thread = threading.Thread(target=self.agent.run, daemon=True)
         self.seen: list[dict[str, Any]] = []
@@ -48,7 +58,18 @@ class Harness:
         self.agent.stop()
         self.thread.join(timeout=15)
 
-    def start_job(self, recipe_yaml: str, sha256: str | None = None) -> dict[str, Any]:
+    def register(self, registered: bool) -> None:
+        """What the API side writes when an admin registers (or drains) the node."""
+        body = json.dumps({"registered": registered})
+        self.s3.put_object(Bucket=BUCKET, Key=registration_key(XNAME), Body=body)
+
+    def cancel(self, job: dict[str, Any]) -> None:
+        """What the API side writes when the job's owner deletes it."""
+        self.s3.put_object(Bucket=BUCKET, Key=job["cancel_key"], Body=b"")
+
+    def start_job(
+        self, recipe_yaml: str, sha256: str | None = None, start: bool = True, **extra: Any
+    ) -> dict[str, Any]:
         job_id, image_id = str(uuid.uuid4()), str(uuid.uuid4())
         archive = make_archive({"recipe.yaml": recipe_yaml})
         key = f"recipes/{job_id}/recipe.tar.gz"
@@ -70,13 +91,24 @@ class Harness:
             "image_root_archive_name": "img",
             "template_dictionary": {"A": "1"},
             "source_date_epoch": 1700000000,
+            "cancel_key": f"control/jobs/{job_id}/cancel",
+            **extra,
         }
+        if start:
+            self.start(job)
+        return job
+
+    def enqueue(self, job: dict[str, Any]) -> None:
+        """The job on the build queue as the state machine sends it, with a token of no task."""
+        body = json.dumps({"job": job, "token": "no-such-token"})
+        self.sqs.send_message(QueueUrl=self.queue, MessageBody=body)
+
+    def start(self, job: dict[str, Any]) -> None:
         self.sfn.start_execution(
             stateMachineArn=self.stack.provisioned.state_machine_arn,
-            name=job_id,
+            name=job["job_id"],
             input=json.dumps(job),
         )
-        return job
 
     def collect(self, seconds: float = 0.0) -> list[dict[str, Any]]:
         deadline = time.time() + seconds
@@ -91,6 +123,26 @@ class Harness:
                 self.seen.append(json.loads(message["Body"]))
             if time.time() >= deadline and not got:
                 return self.seen
+
+    def progress(self, job_id: str) -> list[dict[str, Any]]:
+        return [m for m in self.seen if m.get("type") == "progress" and m.get("job_id") == job_id]
+
+    def wait_for_status(self, job_id: str, status: str, timeout: float = 20) -> dict[str, Any]:
+        """The job's first progress event with ``status``."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            self.collect()
+            for message in self.progress(job_id):
+                if message["status"] == status:
+                    return message
+        raise AssertionError(f"no {status} for {job_id}; saw {self.seen}")
+
+    def queued(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return sum(int(value) for value in attributes.values())
 
     def result(self, job_id: str, timeout: float = 20) -> dict[str, Any]:
         deadline = time.time() + timeout
@@ -141,6 +193,7 @@ def test_success_publishes_artifacts_manifest_and_log(harness: Harness) -> None:
     assert statuses == ["fetching_recipe", "waiting_for_repos", "building_image"]
     nodes = [m for m in harness.seen if m.get("type") == "node_heartbeat"]
     assert nodes and "kiln-noop" in nodes[0]["recipe_types"] and nodes[0]["arch"] == "x86_64"
+    assert nodes[0]["accepting"] is True and nodes[0]["job_types"][0] == "create"
 
 
 def test_build_error_is_answered_with_an_actionable_reason(harness: Harness) -> None:
@@ -194,3 +247,70 @@ def test_sigterm_mid_build_sends_no_partial_result(harness: Harness) -> None:
     assert harness.agent.answers.get(job["job_id"]) is None
     results = [m for m in harness.collect(seconds=1) if m.get("type") == "result"]
     assert results == []
+
+
+def answered(harness: Harness, job: dict[str, Any], timeout: float = 20) -> dict[str, Any]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        answer = harness.agent.answers.get(job["job_id"])
+        if answer is not None:
+            return answer
+        harness.collect()
+    raise AssertionError(f"no answer for {job['job_id']}")
+
+
+# A job that waits in the queue outlives the state machine's 2-second heartbeat here, so these
+# tests put their jobs on the build queue directly (the host's answer then finds no open token).
+def test_unregistered_host_takes_no_work_until_registered(
+    moto_server: MotoStack, tmp_path: Path
+) -> None:
+    with Harness(moto_server, tmp_path, registered=None) as harness:
+        job = harness.start_job("name: later\n", start=False)
+        harness.enqueue(job)
+        harness.collect(seconds=3)
+        # the job waits in the queue, untouched (>=: another test's leftovers may share it)
+        assert harness.queued() >= 1 and harness.agent.answers.get(job["job_id"]) is None
+        assert not harness.progress(job["job_id"])
+        nodes = [m for m in harness.seen if m.get("type") == "node_heartbeat"]
+        assert len(nodes) >= 2 and not any(m["accepting"] for m in nodes)
+        harness.register(True)
+        assert answered(harness, job)["outcome"] == "success"
+        harness.collect(seconds=1)
+        assert any(m.get("accepting") for m in harness.seen if m.get("type") == "node_heartbeat")
+
+
+def test_drained_host_finishes_its_job_and_takes_no_more(harness: Harness) -> None:
+    first = harness.start_job("sleep: 2\n", start=False)
+    harness.enqueue(first)
+    harness.wait_for_status(first["job_id"], "building_image")
+    harness.register(False)  # drain
+    second = harness.start_job("name: second\n", start=False)
+    harness.enqueue(second)
+    assert answered(harness, first)["outcome"] == "success"
+    harness.collect(seconds=3)
+    assert harness.queued() >= 1 and not harness.progress(second["job_id"])
+    assert harness.agent.answers.get(second["job_id"]) is None
+    harness.register(True)
+    assert answered(harness, second)["outcome"] == "success"
+
+
+def test_job_cancelled_before_it_starts_is_answered_without_building(harness: Harness) -> None:
+    job = harness.start_job("name: never\n", start=False)
+    harness.cancel(job)
+    harness.start(job)
+    result = harness.result(job["job_id"])
+    assert result["outcome"] == "failure" and result["error"]["Error"] == CANCELLED
+    assert harness.progress(job["job_id"]) == []
+    assert harness.agent.answers.get(job["job_id"]) == {"outcome": "failure", "error": CANCELLED}
+
+
+def test_cancelled_build_stops_and_answers_cancelled(harness: Harness) -> None:
+    job = harness.start_job("sleep: 30\n")
+    harness.wait_for_status(job["job_id"], "building_image")
+    started = time.time()
+    harness.cancel(job)
+    result = harness.result(job["job_id"])
+    assert result["error"]["Error"] == CANCELLED and time.time() - started < 10
+    assert harness.agent.answers.get(job["job_id"]) == {"outcome": "failure", "error": CANCELLED}
+    listed = harness.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"images/{job['image_id']}/")
+    assert listed.get("KeyCount", 0) == 0

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from infra.local.process import StackProcess
-from tests.conftest import ROOT, example_archive, free_port, make_archive
+from tests.conftest import ROOT, example_archive, make_archive
 
 pytestmark = pytest.mark.slow
 SSH_KEY = ROOT / "tests" / "e2e" / "id_test.pub"
@@ -31,12 +31,6 @@ def wait_for_job(stack: StackProcess, job_id: str, timeout: float) -> tuple[dict
             return job, seen
         time.sleep(0.5)
     raise AssertionError(f"job {job_id} still {seen} after {timeout}s\n{stack.output()}")
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with StackProcess(tmp_path_factory.mktemp("stack"), free_port(), free_port()) as running:
-        yield running
 
 
 def upload_recipe(stack: StackProcess, body: dict[str, Any], archive: bytes) -> dict[str, Any]:

@@ -1,0 +1,161 @@
+"""The customize flow: unpack an existing image, let its owner change it over SSH, repackage it
+as a new image. The source image's objects are only read, never written.
+
+fetching_image (download the source manifest's rootfs squashfs, kernel and initrd, check their
+sha256, unsquashfs) → waiting_on_user (SSH session until the completion file appears) →
+building_image (mksquashfs with fixed timestamps) → publish like a create job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from builders import ssh_session
+from builders.backends.base import INITRD, KERNEL, ROOTFS_SQUASHFS, Artifact, BuildError
+from builders.job_run import JobRun
+from builders.report import digests
+
+_TOOLS = (("unsquashfs", "squashfs-tools"), ("mksquashfs", "squashfs-tools"))
+_CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_DEFAULT_COMPRESSION = "zstd"
+_LOGGED_LINES = 20
+
+
+def unavailable_reason() -> str | None:
+    """None when this host can run customize jobs; else what is missing."""
+    for tool, package in _TOOLS:
+        if shutil.which(tool, path=f"{os.environ.get('PATH', '')}:{_CLEAN_PATH}") is None:
+            return f"{tool} is not installed (apt-get install {package})"
+    return ssh_session.unavailable_reason()
+
+
+class CustomizeRun(JobRun):
+    def produce(self) -> list[Artifact]:
+        reason = unavailable_reason()
+        if reason:
+            raise BuildError(f"host {self._reporter.xname} cannot run customize jobs: {reason}")
+        self.step("fetching_image")
+        source = self._fetch_source()
+        root = self.work_dir / "root"
+        self._run(["unsquashfs", "-no-progress", "-d", str(root), str(source[ROOTFS_SQUASHFS])])
+        outcome, container = self.hold_session(root, "customize")
+        if outcome == "timeout":
+            raise BuildError(
+                f"no completion signal within {self.user_wait_seconds} s (create "
+                f"{'/tmp/complete' if container['jail'] else '/mnt/image/complete'} when done)"
+            )
+        self.step("building_image", [container])
+        artifacts = [self._squash(root, _compression(source[ROOTFS_SQUASHFS]))]
+        out = self.work_dir / "out"
+        boot = ((KERNEL, "kernel_file_name", "vmlinuz"), (INITRD, "initrd_file_name", "initrd"))
+        for kind, field, default in boot:
+            if kind in source:
+                target = out / (self.job.get(field) or default)
+                shutil.copyfile(source[kind], target)
+                target.chmod(0o644)
+                artifacts.append(Artifact(path=target, type=kind))
+        return artifacts
+
+    def _fetch_source(self) -> dict[str, Path]:
+        """The source image's artifacts (rootfs, and kernel and initrd if it has them)."""
+        source = self.job.get("source_image") or {}
+        key = source.get("manifest_key")
+        if not key:
+            raise BuildError("the customize job names no source image manifest")
+        name = f"source image {source.get('image_id', '')}".rstrip()
+        try:
+            body = self._s3.get_object(Bucket=self.job["bucket"], Key=key)["Body"].read()
+            manifest = json.loads(body)
+        except Exception as exc:
+            raise BuildError(f"the {name} has no readable manifest at {key}: {exc}") from None
+        listed = {a.get("type"): a for a in manifest.get("artifacts") or [] if isinstance(a, dict)}
+        if ROOTFS_SQUASHFS not in listed:
+            raise BuildError(f"the {name} has no {ROOTFS_SQUASHFS} artifact in {key}")
+        folder = self.work_dir / "source"
+        folder.mkdir()
+        files: dict[str, Path] = {}
+        names = {ROOTFS_SQUASHFS: "rootfs.squashfs", KERNEL: "kernel", INITRD: "initrd"}
+        for kind, file_name in names.items():
+            if kind in listed:
+                files[kind] = self._download(listed[kind], folder / file_name, name)
+        return files
+
+    def _download(self, entry: dict[str, Any], target: Path, name: str) -> Path:
+        link = str((entry.get("link") or {}).get("path", ""))
+        parsed = urlparse(link)
+        if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
+            raise BuildError(f"the {name} lists {entry.get('type')} at {link!r}, not s3://...")
+        try:
+            self._s3.download_file(parsed.netloc, parsed.path.lstrip("/"), str(target))
+        except Exception as exc:
+            raise BuildError(f"the {name}'s {link} could not be downloaded: {exc}") from None
+        digest = digests(target)["sha256"]
+        expected = entry.get("sha256")
+        if expected and digest != expected:
+            raise BuildError(
+                f"the {name}'s {link} does not match its manifest (sha256 {digest}, "
+                f"expected {expected})"
+            )
+        self.log(f"I: kiln: {link} sha256 {digest}")
+        return target
+
+    def _squash(self, root: Path, compression: str) -> Artifact:
+        target = self.work_dir / "out" / f"{self.job['image_root_archive_name']}.squashfs"
+        epoch = str(int(self.job.get("source_date_epoch") or 0))
+        self._run(
+            ["mksquashfs", str(root), str(target), "-noappend", "-reproducible", "-quiet"]
+            + ["-no-progress", "-mkfs-time", epoch, "-all-time", epoch, "-comp", compression]
+        )
+        self.log(f"I: kiln: {target.name}: {target.stat().st_size} bytes")
+        return Artifact(path=target, type=ROOTFS_SQUASHFS)
+
+    def _run(self, command: list[str]) -> None:
+        """Run a tool in its own process group (killed if the job is interrupted), logging the
+        end of its output; BuildError on failure (unsquashfs's 2 is a non-fatal warning)."""
+        self.log(f"I: kiln: {shlex.join(command)}")
+        # a clean environment; mksquashfs refuses SOURCE_DATE_EPOCH together with -all-time
+        env = {"PATH": _CLEAN_PATH, "LC_ALL": "C.UTF-8"}
+        with tempfile.TemporaryFile() as output:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+            while True:
+                try:
+                    returncode = process.wait(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    if self.interrupted():
+                        os.killpg(process.pid, signal.SIGKILL)
+                        process.wait()
+                        self.check_interrupted()
+            output.seek(0)
+            lines = output.read().decode("utf-8", errors="replace").splitlines()
+        for line in lines[-_LOGGED_LINES:]:
+            self.log(line)
+        if returncode not in ((0, 2) if command[0] == "unsquashfs" else (0,)):
+            summary = " | ".join(line for line in lines[-4:] if line.strip()) or "no output"
+            raise BuildError(f"{command[0]} failed (exit status {returncode}): {summary}")
+
+
+def _compression(squashfs: Path) -> str:
+    """The source image's compression, kept for the new image."""
+    done = subprocess.run(
+        ["unsquashfs", "-s", str(squashfs)], capture_output=True, text=True, check=False
+    )
+    found = re.search(r"^Compression (\w+)", done.stdout, re.MULTILINE)
+    return found.group(1) if found else _DEFAULT_COMPRESSION
