@@ -186,11 +186,11 @@ class Agent:
         """The answer for a run that raised: cancelled, abandoned (None), or failed."""
         if run.cancelled():  # however the run ended, its owner cancelled the job
             self.log.warning("job cancelled: answering so", extra={"raised": repr(exc)})
-            return {"outcome": "failure", "error": CANCELLED}
-        if isinstance(exc, Stopped) or (isinstance(exc, BuildError) and self.stopping.is_set()):
+            reason = CANCELLED
+        elif isinstance(exc, Stopped) or (isinstance(exc, BuildError) and self.stopping.is_set()):
             self.log.warning("build abandoned: host stopping; no answer sent")
             return None
-        if isinstance(exc, BuildError):
+        elif isinstance(exc, BuildError):
             reason = f"BuildFailed: {exc}"
         else:  # a host fault: still answer, so the job ends cleanly
             self.log.error("build crashed", exc_info=exc)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from builders.backends.base import Backend
 from builders.backends.debian import DebianBackend
+from builders.backends.kiwi import KiwiBackend
 from builders.backends.noop import NoopBackend
 
 
 def available_backends() -> list[Backend]:
     """One instance of every backend (whether this host can run it: ``unavailable_reason``)."""
-    return [DebianBackend(), NoopBackend()]
+    return [DebianBackend(), KiwiBackend(), NoopBackend()]
 
 
 def backend_for(recipe_type: str) -> Backend | None:

@@ -155,3 +155,12 @@ def test_wrong_key_is_refused(
     assert stack.ims("DELETE", f"/v3/jobs/{job['id']}").status_code == 204  # cancel it
     ended = stack.ims("GET", f"/v3/jobs/{job['id']}").json()
     assert ended["status"] == "error" and ended["status_reason"].startswith("cancelled")
+    deadline = time.time() + 60  # the host stops the session and answers; its log says so
+    while time.time() < deadline:
+        log = stack.ims("GET", f"/v3/jobs/{job['id']}/log")
+        if log.status_code == 200:
+            assert "Cancelled" in log.text
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError("the host never answered the cancelled job\n" + stack.output())
