@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Callable
 from typing import TypeVar
 
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 from pynamodb.models import Model
 
 from chalicelib.adapters.models import TenantRecord
@@ -43,10 +44,40 @@ def insert(record: R) -> R:
     try:
         record.save(condition=type(record).id.does_not_exist())
     except PutError as exc:
-        if "ConditionalCheckFailed" in str(exc):
+        if lost_race(exc):
             raise Conflict(f"{record.kind} {record.id} already exists") from exc
         raise
     return record
+
+
+def lost_race(exc: PutError | DeleteError) -> bool:
+    """Whether a write failed only because another writer changed the record first."""
+    return "ConditionalCheckFailed" in str(exc)
+
+
+def save_or_conflict(record: M, what: str) -> M:
+    """Save with the version check; a concurrent change is a 409 for the caller to retry."""
+    try:
+        record.save()
+    except PutError as exc:
+        if not lost_race(exc):
+            raise
+        raise Conflict(f"{what} changed at the same time; retry") from exc
+    return record
+
+
+def change_versioned(load: Callable[[], M], change: Callable[[M], None], what: str) -> M:
+    """Read, change, save with the version check; read again and retry if another writer won."""
+    for _attempt in range(8):
+        record = load()
+        change(record)
+        try:
+            record.save()
+            return record
+        except PutError as exc:
+            if not lost_race(exc):
+                raise
+    raise Conflict(f"{what} kept changing; retry")
 
 
 def find(model: type[M], record_id: str) -> M | None:

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pynamodb.exceptions import PutError
-
 from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore, node_control_key
 from chalicelib.adapters.models import BuildNodeModel
@@ -70,16 +68,11 @@ def _deregister(xname: str, store: ArtifactStore) -> str:
 
 def _change(xname: str, change: Callable[[BuildNodeModel], None]) -> BuildNodeModel:
     """Read, change, save with the version check; again if a heartbeat won the race."""
-    for _attempt in range(8):
-        node = records.find(BuildNodeModel, xname) or _new(xname)
-        change(node)
-        try:
-            node.save()
-            return node
-        except PutError as exc:
-            if "ConditionalCheckFailed" not in str(exc):
-                raise
-    raise Conflict(f"remote build node {xname} kept changing; retry")
+    return records.change_versioned(
+        lambda: records.find(BuildNodeModel, xname) or _new(xname),
+        change,
+        f"remote build node {xname}",
+    )
 
 
 def publish_control(node: BuildNodeModel, store: ArtifactStore) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pynamodb.exceptions import PutError
-
 from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.models import ImageModel
@@ -84,13 +82,7 @@ def patch(principal: Principal, image_id: str, body: Any, store: ArtifactStore) 
         else:
             metadata.pop(key, None)
     image.metadata = metadata
-    try:
-        image.save()
-    except PutError as exc:
-        if "ConditionalCheckFailed" not in str(exc):
-            raise
-        raise Conflict(f"image {image_id} changed while being patched; retry") from exc
-    return image
+    return records.save_or_conflict(image, f"image {image_id}")
 
 
 def _metadata_operations(check: BodyCheck) -> list[tuple[str, str, str]]:

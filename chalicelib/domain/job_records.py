@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pynamodb.exceptions import PutError
-
 from chalicelib.adapters import records
 from chalicelib.adapters.models import JobModel
 from chalicelib.domain.states import JOB_TERMINAL
-from chalicelib.errors import Conflict, NotFound
+from chalicelib.errors import NotFound
 
 KIND = "job"
 
@@ -26,18 +24,14 @@ def set_status(job: JobModel, status: str) -> None:
 
 def update(job_id: str, change: Callable[[JobModel], None]) -> JobModel:
     """Read, change, save with the version check; re-read and retry if another writer won."""
-    for _attempt in range(8):
+
+    def load() -> JobModel:
         job = records.find(JobModel, job_id)
         if job is None:
             raise NotFound(f"job {job_id} not found")
-        change(job)
-        try:
-            job.save()
-            return job
-        except PutError as exc:
-            if "ConditionalCheckFailed" not in str(exc):
-                raise
-    raise Conflict(f"job {job_id} kept changing; retry")
+        return job
+
+    return records.change_versioned(load, change, f"job {job_id}")
 
 
 def finish(job_id: str, status: str, reason: str | None, **fields: Any) -> bool:

@@ -76,7 +76,7 @@ def _remove(job: JobModel, store: ArtifactStore) -> str:
     try:
         job.delete()
     except DeleteError as exc:  # changed meanwhile: read it again and decide again
-        if "ConditionalCheckFailed" not in str(exc):
+        if not records.lost_race(exc):
             raise
         fresh = records.find(JobModel, job.id)
         return _remove(fresh, store) if fresh is not None else "deleted"

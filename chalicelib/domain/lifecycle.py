@@ -249,12 +249,7 @@ def _run(kind: Kind, record: Any, operation: str, store: ArtifactStore) -> None:
     record.pending, record.pending_kind, record.pending_since = operation, kind.name, time.time()
     if operation == DELETE:
         record.deleted = records.utc_now()
-    try:
-        record.save()
-    except PutError as exc:
-        if "ConditionalCheckFailed" not in str(exc):
-            raise
-        raise Conflict(f"{kind.label} {record.id} changed at the same time; retry") from exc
+    records.save_or_conflict(record, f"{kind.label} {record.id}")
     _advance(kind, record, store)
 
 
@@ -294,7 +289,7 @@ def finish_step(kind: Kind, record: Any) -> None:
         record.pending = record.pending_kind = record.pending_since = None
         record.save()
     except (PutError, DeleteError) as exc:
-        if "ConditionalCheckFailed" not in str(exc):
+        if not records.lost_race(exc):
             raise
 
 

@@ -78,11 +78,7 @@ def patch(
         recipe.template_dictionary = template
     if link is not None:
         _adopt_link(recipe, link, store, settings)
-    try:
-        recipe.save()
-    except PutError as exc:  # a concurrent writer won the race
-        raise Conflict(f"recipe {recipe_id} changed while being patched; retry") from exc
-    return recipe
+    return records.save_or_conflict(recipe, f"recipe {recipe_id}")
 
 
 def get(principal: Principal, recipe_id: str) -> RecipeModel:
@@ -172,6 +168,6 @@ def archive_uploaded(
             recipe.save()
             return recipe_id, new_status
         except PutError as exc:  # lost a race with another writer: read again
-            if "ConditionalCheckFailed" not in str(exc):
+            if not records.lost_race(exc):
                 raise
     raise Conflict(f"recipe {recipe_id} kept changing while its archive was checked")
