@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import os
 import pwd
-import shlex
 import shutil
 import signal
 import socket
@@ -29,11 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from builders import workdir
+from builders import sshd_config, workdir
 from builders.backends.base import BuildError
 
 SSHD = "/usr/sbin/sshd"
-SFTP_SERVER = Path("/usr/lib/openssh/sftp-server")
 PRIVSEP_DIR = Path("/run/sshd")
 STATE_ROOT = Path("/run/kiln-ssh")
 MOUNT_POINT = Path("/mnt/image")
@@ -42,26 +40,6 @@ _KEY_TYPES = ("ssh-", "ecdsa-", "sk-")
 _START_SECONDS = 10.0
 
 Outcome = Literal["complete", "timeout", "stopped"]
-_FIXED_OPTIONS = (
-    "AuthenticationMethods publickey,PubkeyAuthentication yes,PasswordAuthentication no,"
-    "KbdInteractiveAuthentication no,HostbasedAuthentication no,UsePAM no,"
-    "PermitRootLogin prohibit-password,AllowUsers root,StrictModes yes,"
-    "PermitUserEnvironment no,AllowTcpForwarding no,AllowAgentForwarding no,"
-    "AllowStreamLocalForwarding no,X11Forwarding no,PermitTunnel no,PrintMotd no,"
-    "PrintLastLog no,UseDNS no,ClientAliveInterval 30,ClientAliveCountMax 4,LogLevel INFO"
-)
-
-# Runs through root's login shell (sshd's ForceCommand): a private mount namespace, the image
-# root bind-mounted at /mnt/image, then the client's command (ssh host 'cmd', scp, sftp) or a
-# login shell.
-_WRAPPER = """#!/bin/sh
-exec {unshare} --mount --propagation private -- /bin/sh -c '
-{mount} --bind "$1" "$2" || exit 1
-shell="${{SHELL:-/bin/sh}}"
-if [ -n "${{SSH_ORIGINAL_COMMAND:-}}" ]; then exec "$shell" -c "$SSH_ORIGINAL_COMMAND"; fi
-exec "$shell" -l
-' kiln-session {root} {point}
-"""
 
 
 class SessionError(BuildError):
@@ -179,23 +157,14 @@ class SshSession:
         shutil.rmtree(self.state_dir, ignore_errors=True)
         _root_owned_dirs(self.state_dir)
         _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kiln", "-f", self._key])
-        keys = self.state_dir / "authorized_keys"
+        keys = self.state_dir / sshd_config.AUTHORIZED_KEYS
         keys.write_text(key_line + "\n")
         keys.chmod(0o600)
         if self._jail:
             self._bind_chroot()
         else:
             MOUNT_POINT.mkdir(parents=True, exist_ok=True)
-            wrapper = self.state_dir / "session.sh"
-            wrapper.write_text(
-                _WRAPPER.format(
-                    unshare=shutil.which("unshare"),
-                    mount=shutil.which("mount"),
-                    root=shlex.quote(str(self._root)),
-                    point=shlex.quote(str(MOUNT_POINT)),
-                )
-            )
-            wrapper.chmod(0o755)
+            sshd_config.write_wrapper(self.state_dir, self._root, MOUNT_POINT)
         with contextlib.suppress(FileNotFoundError):  # a stale signal must not end the session
             self.completion_file.unlink()
         st = os.stat(self._root)
@@ -203,7 +172,7 @@ class SshSession:
 
     @property
     def _key(self) -> str:
-        return str(self.state_dir / "host_key")
+        return str(self.state_dir / sshd_config.HOST_KEY)
 
     def _bind_chroot(self) -> None:
         """sshd wants every component of ChrootDirectory root-owned and not group/world
@@ -229,23 +198,6 @@ class SshSession:
         _run(["mount", "--bind", str(self._root), str(target)])
         _run(["mount", "--make-private", str(target)])
 
-    def _config(self, port: int) -> str:
-        host, state = self.settings.host, self.state_dir
-        lines = [
-            f"ListenAddress {f'[{host}]' if ':' in host else host}:{port}",
-            f"HostKey {self._key}",
-            f"PidFile {state / 'sshd.pid'}",
-            f"AuthorizedKeysFile {state / 'authorized_keys'}",
-            *_FIXED_OPTIONS.split(","),
-        ]
-        if self._jail:
-            lines += [f"ChrootDirectory {self._chroot}", "Subsystem sftp internal-sftp"]
-        else:
-            lines.append(f"ForceCommand {state / 'session.sh'}")
-            if SFTP_SERVER.exists():
-                lines.append(f"Subsystem sftp {SFTP_SERVER}")
-        return "\n".join(lines) + "\n"
-
     def _launch(self) -> int:
         low, high = self.settings.ports
         for port in range(low, high + 1):
@@ -255,8 +207,11 @@ class SshSession:
 
     def _spawn(self, port: int) -> bool:
         """Start sshd on ``port``; False if the port was taken meanwhile."""
-        config = self.state_dir / "sshd_config"
-        config.write_text(self._config(port))
+        config = self.state_dir / sshd_config.CONFIG
+        chroot = self._chroot if self._jail else None
+        config.write_text(
+            sshd_config.render_config(self.state_dir, self.settings.host, port, chroot)
+        )
         self._listening.clear()
         self._tail.clear()
         process = subprocess.Popen(
@@ -341,7 +296,7 @@ def clean_stale(settings: SshSettings) -> None:
         return
     for state in settings.state_root.iterdir():
         with contextlib.suppress(OSError, ValueError):
-            pid = int((state / "sshd.pid").read_text())
+            pid = int((state / sshd_config.PID_FILE).read_text())
             if str(state) in Path(f"/proc/{pid}/cmdline").read_text():
                 os.kill(pid, signal.SIGKILL)
         _unmount_below(state / "root")

@@ -8,26 +8,15 @@ with fixed timestamps, then copies the kernel and initrd.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import os
 import platform
-import queue
 import re
 import shlex
 import shutil
 import signal
-import subprocess
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
 
-from builders import workdir
 from builders.backends import debian_mirror as mirrors
 from builders.backends import debian_recipe as recipes
 from builders.backends import debian_script as scripts
@@ -39,8 +28,8 @@ from builders.backends.base import (
     BuildContext,
     BuildError,
 )
+from builders.backends.tool_process import STOPPED, run_tool, unmount_below, wait_for_index
 
-STOPPED = "build stopped: host is shutting down"
 _CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PASSED_THROUGH_ENV = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY")
 _TERM_GRACE_SECONDS = 30.0
@@ -88,22 +77,22 @@ class DebianBackend:
         mirror = mirrors.resolve_mirror(recipe, self._environ, self._etc_apt)
         url = f"{mirror}/dists/{recipe.suite}/Release"
         debarch = recipes.debian_arch(ctx.arch)
-        deadline = time.monotonic() + self._repo_wait_seconds
-        delay = 2.0
-        while True:
-            problem = _check_release(url, recipe, debarch)
-            if problem is None:
-                ctx.log(f"I: kiln: package mirror {mirror} has suite {recipe.suite}")
-                return
-            if time.monotonic() + delay > deadline:
-                raise BuildError(
-                    f"package mirror {mirror} did not answer for suite {recipe.suite} within "
-                    f"{self._repo_wait_seconds:.0f} s ({problem}); check 'mirror' in recipe.yaml, "
-                    f"${mirrors.MIRROR_ENV} or the build host's network"
-                )
-            ctx.log(f"W: kiln: {url}: {problem}; retrying in {delay:.0f} s")
-            _sleep_unless_stopped(delay, ctx)
-            delay = min(delay * 2, 15.0)
+        wait_for_index(
+            url,
+            ctx,
+            wait_seconds=self._repo_wait_seconds,
+            not_found=(
+                f"suite {recipe.suite!r} does not exist on package mirror ({url} answered "
+                "404 Not Found); check 'suite' and 'mirror' in recipe.yaml"
+            ),
+            check=lambda release: mirrors.release_mismatch(release, recipe, debarch),
+            gave_up=lambda problem: (
+                f"package mirror {mirror} did not answer for suite {recipe.suite} within "
+                f"{self._repo_wait_seconds:.0f} s ({problem}); check 'mirror' in recipe.yaml, "
+                f"${mirrors.MIRROR_ENV} or the build host's network"
+            ),
+        )
+        ctx.log(f"I: kiln: package mirror {mirror} has suite {recipe.suite}")
 
     def build(self, ctx: BuildContext) -> list[Artifact]:
         recipe = recipes.load_recipe(ctx.recipe_dir, ctx.template)
@@ -119,9 +108,9 @@ class DebianBackend:
         ctx.log(f"I: kiln: {shlex.join(command)}")
         try:
             try:
-                _run_streaming(command, env, ctx)
+                _run(command, env, ctx)
             finally:
-                _unmount_below(rootfs, ctx)
+                unmount_below(rootfs, ctx)
             ctx.out_dir.mkdir(parents=True, exist_ok=True)
             artifacts = [_make_squashfs(rootfs, recipe, env, ctx)]
             return artifacts + _boot_artifacts(rootfs, recipe, ctx)
@@ -141,34 +130,6 @@ class DebianBackend:
         }
         env.update({k: v for k, v in self._environ.items() if k in _PASSED_THROUGH_ENV})
         return env
-
-
-def _check_release(url: str, recipe: recipes.Recipe, debarch: str) -> str | None:
-    """None if the suite's Release file is there; else a retryable problem. Raises if fatal."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            release = response.read(1 << 20).decode("utf-8", errors="replace")
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            raise BuildError(
-                f"suite {recipe.suite!r} does not exist on package mirror ({url} answered "
-                "404 Not Found); check 'suite' and 'mirror' in recipe.yaml"
-            ) from None
-        return f"HTTP {exc.code} {exc.reason}"
-    except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
-        return str(getattr(exc, "reason", exc))
-    problem = mirrors.release_mismatch(release, recipe, debarch)
-    if problem:
-        raise BuildError(f"{problem} ({url})")
-    return None
-
-
-def _sleep_unless_stopped(seconds: float, ctx: BuildContext) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if ctx.should_stop():
-            raise BuildError(STOPPED)
-        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
 def _mmdebstrap_command(
@@ -193,96 +154,21 @@ def _mmdebstrap_command(
     return command + [recipe.suite, str(rootfs), mirror]
 
 
-def _run_streaming(command: Sequence[str], env: Mapping[str, str], ctx: BuildContext) -> None:
-    """Run a tool in its own process group, logging each output line; BuildError on failure."""
-    tail: deque[str] = deque(maxlen=400)
-    lines: queue.Queue[str | None] = queue.Queue()
-    with subprocess.Popen(
+def _run(command: Sequence[str], env: Mapping[str, str], ctx: BuildContext) -> None:
+    """Run mmdebstrap or mksquashfs, logging its output; BuildError on failure."""
+    result = run_tool(
         command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=dict(env),
-        start_new_session=True,
-    ) as process:
-        assert process.stdout is not None
-        threading.Thread(target=_pump_lines, args=(process.stdout, lines), daemon=True).start()
-        stopped = _forward_lines(process, lines, tail, ctx)
-        _wait_unreaped(process.pid, timeout=None)
-        # The group leader is a zombie until reaped, so its group id cannot be reused yet:
-        # kill whatever a hook left running in the group, then reap.
-        _kill_group(process.pid, signal.SIGKILL)
-        returncode = process.wait()
-    if stopped:
-        raise BuildError(STOPPED)
-    if returncode != 0:
+        env,
+        ctx,
+        stop_signal=signal.SIGTERM,  # mmdebstrap then unmounts and cleans up
+        grace_seconds=_TERM_GRACE_SECONDS,
+        stop_message="W: kiln: stop requested, terminating the build",
+        tail_lines=400,
+    )
+    if result.returncode != 0:
         raise BuildError(
-            f"{command[0]} failed (exit status {returncode}): {_error_summary(list(tail))}"
+            f"{command[0]} failed (exit status {result.returncode}): {_error_summary(result.tail)}"
         )
-
-
-def _pump_lines(stream: IO[bytes], lines: queue.Queue[str | None]) -> None:
-    for raw in stream:
-        lines.put(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-    lines.put(None)
-
-
-def _forward_lines(
-    process: subprocess.Popen[bytes],
-    lines: queue.Queue[str | None],
-    tail: deque[str],
-    ctx: BuildContext,
-) -> bool:
-    """Log lines until the output ends; True if the build was stopped on request."""
-    while True:
-        if ctx.should_stop():
-            ctx.log("W: kiln: stop requested, terminating the build")
-            _terminate(process)
-            _forward_until_quiet(lines, tail, ctx, 0.2)
-            return True
-        if _wait_unreaped(process.pid, timeout=0):  # a leftover child may hold the pipe open
-            _forward_until_quiet(lines, tail, ctx, 0.2)
-            return False
-        if not _forward_until_quiet(lines, tail, ctx, 0.5):
-            return False
-
-
-def _forward_until_quiet(
-    lines: queue.Queue[str | None], tail: deque[str], ctx: BuildContext, quiet: float
-) -> bool:
-    """Log lines until none comes for ``quiet`` seconds; False once the output has ended."""
-    while True:
-        try:
-            line = lines.get(timeout=quiet)
-        except queue.Empty:
-            return True
-        if line is None:
-            return False
-        tail.append(line)
-        ctx.log(line)
-
-
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the group (mmdebstrap then unmounts and cleans up), SIGKILL after a grace time."""
-    _kill_group(process.pid, signal.SIGTERM)
-    if not _wait_unreaped(process.pid, timeout=_TERM_GRACE_SECONDS):
-        _kill_group(process.pid, signal.SIGKILL)
-
-
-def _wait_unreaped(pid: int, timeout: float | None) -> bool:
-    """True once the process has exited, leaving it unreaped (waitid WNOWAIT)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-            return True
-        if deadline is not None and time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-
-
-def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 def _error_summary(lines: list[str]) -> str:
@@ -292,13 +178,6 @@ def _error_summary(lines: list[str]) -> str:
     picked = specific or errors or [line for line in lines if line.strip()][-_ERROR_LINES:]
     unique = [line[:300] for line in dict.fromkeys(picked)]
     return " | ".join(unique[:_ERROR_LINES]) or "no output"
-
-
-def _unmount_below(root: Path, ctx: BuildContext) -> None:
-    """Unmount whatever an interrupted mmdebstrap left mounted inside the rootfs (deepest first)."""
-    for point in reversed(workdir.mounts_below(root)):
-        ctx.log(f"W: kiln: unmounting leftover {point}")
-        subprocess.run(["umount", "--lazy", point], check=False)
 
 
 def _make_squashfs(
@@ -322,7 +201,7 @@ def _make_squashfs(
     # mksquashfs refuses SOURCE_DATE_EPOCH together with -all-time; -all-time is stricter.
     env = {key: value for key, value in env.items() if key != "SOURCE_DATE_EPOCH"}
     try:
-        _run_streaming(command, env, ctx)
+        _run(command, env, ctx)
     except BuildError:
         target.unlink(missing_ok=True)
         raise

@@ -9,29 +9,18 @@ docs/recipes.md ("kiwi-ng recipes") is the user's side of it.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import http.client
 import json
 import os
 import platform
-import queue
 import re
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO
 
-from builders import workdir
 from builders.backends import debian_mirror as mirrors
 from builders.backends import kiwi_description as descriptions
 from builders.backends.base import (
@@ -43,8 +32,14 @@ from builders.backends.base import (
     BuildError,
 )
 from builders.backends.debian_recipe import DEBIAN_ARCHES
+from builders.backends.tool_process import (
+    STOPPED,
+    run_tool,
+    sleep_unless_stopped,
+    unmount_below,
+    wait_for_index,
+)
 
-STOPPED = "build stopped: host is shutting down"
 ARCHES = ("x86_64", "aarch64")
 #: Host-wide lock held while a kiwi-ng build bootstraps (see _BootstrapLock).
 BOOTSTRAP_LOCK = Path("/run/lock/kiln-kiwi-bootstrap.lock")
@@ -145,7 +140,7 @@ class KiwiBackend:
                 _run_kiwi(command, env, ctx, lock)
             finally:
                 lock.release()
-                _unmount_below(work, ctx)
+                unmount_below(work, ctx)
             return _collect_artifacts(target_dir, ctx)
         except BuildError as exc:  # leave the half-built root for a debug shell (enable_debug)
             if exc.root is None and str(exc) != STOPPED and image_root.is_dir():
@@ -157,23 +152,23 @@ class KiwiBackend:
         return descriptions.merged_template(ctx.template, host)
 
     def _wait_for(self, url: str, repo: descriptions.Repository, ctx: BuildContext) -> None:
-        deadline = time.monotonic() + self._repo_wait_seconds
-        delay = 2.0
-        while True:
-            problem = _check_repository(url, repo, ctx.arch)
-            if problem is None:
-                ctx.log(f"I: kiln: repository {url} answers")
-                return
-            if time.monotonic() + delay > deadline:
-                raise BuildError(
-                    f"package repository {repo.uri} did not answer within "
-                    f"{self._repo_wait_seconds:.0f} s ({url}: {problem}); check the <repository> "
-                    f"<source path=...> in the KIWI description, ${mirrors.MIRROR_ENV} or the "
-                    "build host's network"
-                )
-            ctx.log(f"W: kiln: {url}: {problem}; retrying in {delay:.0f} s")
-            _sleep_unless_stopped(delay, ctx)
-            delay = min(delay * 2, 15.0)
+        wait_for_index(
+            url,
+            ctx,
+            wait_seconds=self._repo_wait_seconds,
+            not_found=(
+                f"package repository {repo.uri} has no index at {url} (404 Not Found); check "
+                "the repository's source path and distribution in the KIWI description"
+            ),
+            check=lambda index: repo.index_problem(index, ctx.arch),
+            gave_up=lambda problem: (
+                f"package repository {repo.uri} did not answer within "
+                f"{self._repo_wait_seconds:.0f} s ({url}: {problem}); check the <repository> "
+                f"<source path=...> in the KIWI description, ${mirrors.MIRROR_ENV} or the "
+                "build host's network"
+            ),
+        )
+        ctx.log(f"I: kiln: repository {url} answers")
 
     def _build_env(self, source_date_epoch: int) -> dict[str, str]:
         """A clean environment: builds must not depend on the agent's environment."""
@@ -228,7 +223,7 @@ class _BootstrapLock:
                     ctx.log("I: kiln: waiting for another kiwi-ng build's bootstrap to end")
                     logged = True
                 try:
-                    _sleep_unless_stopped(0.5, ctx)
+                    sleep_unless_stopped(0.5, ctx)
                 except BuildError:
                     self.release()
                     raise
@@ -252,114 +247,38 @@ def _foreign_apt_config(cache_dir: Path, arch: str) -> Path:
     return path
 
 
-def _check_repository(url: str, repo: descriptions.Repository, arch: str) -> str | None:
-    """None if the repository's index is there; else a retryable problem. Raises if fatal."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            index = response.read(1 << 20).decode("utf-8", errors="replace")
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            raise BuildError(
-                f"package repository {repo.uri} has no index at {url} (404 Not Found); check "
-                "the repository's source path and distribution in the KIWI description"
-            ) from None
-        return f"HTTP {exc.code} {exc.reason}"
-    except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
-        return str(getattr(exc, "reason", exc))
-    problem = repo.index_problem(index, arch)
-    if problem:
-        raise BuildError(f"{problem} ({url})")
-    return None
-
-
-def _sleep_unless_stopped(seconds: float, ctx: BuildContext) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if ctx.should_stop():
-            raise BuildError(STOPPED)
-        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-
-
 def _run_kiwi(
     command: Sequence[str], env: Mapping[str, str], ctx: BuildContext, lock: _BootstrapLock
 ) -> None:
-    """Run kiwi-ng in its own process group, logging each line; BuildError on failure."""
-    tail: deque[str] = deque(maxlen=600)
-    lines: queue.Queue[str | None] = queue.Queue()
-    stopped = False
-    with subprocess.Popen(
+    """Run kiwi-ng, logging its output; BuildError on failure."""
+
+    def release_after_bootstrap(line: str) -> None:
+        if _BOOTSTRAP_DONE.search(line):
+            lock.release()
+
+    result = run_tool(
         command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=dict(env),
-        start_new_session=True,
-    ) as process:
-        assert process.stdout is not None
-        threading.Thread(target=_pump_lines, args=(process.stdout, lines), daemon=True).start()
-        while True:
-            if not stopped and ctx.should_stop():
-                stopped = True
-                ctx.log("W: kiln: stop requested, interrupting kiwi-ng")
-                threading.Thread(target=_interrupt, args=(process.pid,), daemon=True).start()
-            try:
-                line = lines.get(timeout=0.5)
-            except queue.Empty:
-                if _exited(process.pid):  # a leftover child may still hold the pipe open
-                    break
-                continue
-            if line is None:
-                break
-            if _BOOTSTRAP_DONE.search(line):
-                lock.release()
-            tail.append(line)
-            ctx.log(line)
-        _exited(process.pid, timeout=None)
-        # The leader is unreaped, so its group id cannot be reused yet: kill what is left.
-        _kill_group(process.pid, signal.SIGKILL)
-        returncode = process.wait()
-    while not lines.empty():  # what a leftover child wrote before it was killed
-        if (line := lines.get()) is not None:
-            tail.append(line)
-            ctx.log(line)
-    if stopped:
-        raise BuildError(STOPPED)
-    if returncode != 0:
-        raise BuildError(f"kiwi-ng failed (exit status {returncode}): {error_summary(list(tail))}")
+        env,
+        ctx,
+        stop_signal=signal.SIGINT,  # kiwi-ng then unmounts and cleans up
+        grace_seconds=_INTERRUPT_GRACE_SECONDS,
+        stop_message="W: kiln: stop requested, interrupting kiwi-ng",
+        tail_lines=600,
+        split=_split_progress,
+        on_line=release_after_bootstrap,
+    )
+    if result.returncode != 0:
+        raise BuildError(
+            f"kiwi-ng failed (exit status {result.returncode}): {error_summary(result.tail)}"
+        )
 
 
-def _pump_lines(stream: IO[bytes], lines: queue.Queue[str | None]) -> None:
-    for raw in stream:
-        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-        # kiwi-ng draws progress bars with "\r" and logs right after them: split, drop the bars
-        for segment in text.split("\r"):
-            for line in _GLUED.split(segment):
-                if line and not _PROGRESS.match(line):
-                    lines.put(line)
-    lines.put(None)
-
-
-def _interrupt(pid: int) -> None:
-    """SIGINT the group (kiwi-ng then unmounts and cleans up), SIGKILL after a grace time."""
-    _kill_group(pid, signal.SIGINT)
-    if not _exited(pid, timeout=_INTERRUPT_GRACE_SECONDS):
-        _kill_group(pid, signal.SIGKILL)
-
-
-def _exited(pid: int, timeout: float | None = 0) -> bool:
-    """True once the process has exited, leaving it unreaped (waitid WNOWAIT)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-            return True
-        if deadline is not None and time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-
-
-def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+def _split_progress(text: str) -> Iterator[str]:
+    """kiwi-ng draws progress bars with "\r" and logs right after them: split, drop the bars."""
+    for segment in text.split("\r"):
+        for line in _GLUED.split(segment):
+            if line and not _PROGRESS.match(line):
+                yield line
 
 
 def error_summary(lines: list[str]) -> str:
@@ -383,13 +302,6 @@ def error_summary(lines: list[str]) -> str:
         picked = [line for line in lines if line.strip()][-4:]
     unique = [line[:300] for line in dict.fromkeys(picked)]
     return " | ".join(unique[-8:]) or "no output"
-
-
-def _unmount_below(root: Path, ctx: BuildContext) -> None:
-    """Unmount whatever an interrupted kiwi-ng left mounted inside the work dir (deepest first)."""
-    for point in reversed(workdir.mounts_below(root)):
-        ctx.log(f"W: kiln: unmounting leftover {point}")
-        subprocess.run(["umount", "--lazy", point], check=False)
 
 
 def _collect_artifacts(target_dir: Path, ctx: BuildContext) -> list[Artifact]:

@@ -12,6 +12,7 @@ from builders.backends import available_backends, backend_for
 from builders.backends import debian_recipe as recipes
 from builders.backends.base import ROOTFS_SQUASHFS, BuildError
 from builders.backends.debian import DebianBackend
+from builders.backends.kiwi import KiwiBackend
 from builders.backends.noop import NoopBackend
 from tests.builders.helpers import context, load, write_recipe
 
@@ -240,10 +241,11 @@ def test_find_kernel_and_initrd(tmp_path: Path) -> None:
 
 
 def test_backend_registry() -> None:
-    assert [type(b) for b in available_backends()] == [DebianBackend, NoopBackend]
+    assert [type(b) for b in available_backends()] == [DebianBackend, KiwiBackend, NoopBackend]
     assert isinstance(backend_for("kiln-debian"), DebianBackend)
+    assert isinstance(backend_for("kiwi-ng"), KiwiBackend)
     assert isinstance(backend_for("kiln-noop"), NoopBackend)
-    assert backend_for("kiwi-ng") is None
+    assert backend_for("packer") is None
 
 
 def test_unavailable_for_foreign_arch_without_binfmt(tmp_path: Path) -> None:
