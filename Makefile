@@ -41,10 +41,10 @@ lint: install
 	$(VENV)/bin/mypy chalicelib builders
 
 test-fast: install
-	$(VENV)/bin/pytest -q -m "not slow"
+	$(VENV)/bin/pytest -q -m "not slow" -n 2
 
 test-slow: install host-deps
-	$(VENV)/bin/pytest -q -m slow
+	$(VENV)/bin/pytest -q -m slow -n 2 --dist loadfile
 
 test: lint test-fast test-slow
 
