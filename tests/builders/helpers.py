@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import tarfile
 from pathlib import Path
 
 from builders.backends import debian_recipe as recipes
 from builders.backends.base import BuildContext
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
 
 
 def write_recipe(directory: Path, text: str, files: dict[str, bytes] | None = None) -> Path:
@@ -36,3 +41,17 @@ def context(tmp_path: Path, recipe_dir: Path, **overrides: object) -> BuildConte
     }
     fields.update(overrides)
     return BuildContext(**fields)  # type: ignore[arg-type]
+
+
+def unpack_example(name: str, base: Path) -> tuple[Path, dict[str, str]]:
+    """Make the archive the way docs/recipes.md says, unpack it; return it and the template."""
+    archive = base / f"{name}.tar.gz"
+    subprocess.run(
+        ["tar", "-czf", archive, "-C", EXAMPLES / name, "--exclude", "recipe.json", "."],
+        check=True,
+    )
+    recipe_dir = base / "recipe"
+    with tarfile.open(archive) as tar:
+        tar.extractall(recipe_dir, filter="data")
+    meta = json.loads((EXAMPLES / name / "recipe.json").read_text())
+    return recipe_dir, {item["key"]: item["value"] for item in meta.get("template_dictionary", [])}

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,10 +18,10 @@ from builders.backends.base import (
     BuildError,
 )
 from builders.backends.debian import DebianBackend
+from tests.builders.helpers import unpack_example
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
 ARCH = platform.machine()
 EPOCH = 1700000000
 
@@ -33,20 +31,6 @@ def _needs_a_build_host() -> None:
     reason = DebianBackend().unavailable_reason(ARCH)
     if reason:
         pytest.skip(f"cannot build kiln-debian images here: {reason}")
-
-
-def unpack_example(name: str, base: Path) -> tuple[Path, dict[str, str]]:
-    """Make the archive the way docs/recipes.md says, unpack it; return it and the template."""
-    archive = base / f"{name}.tar.gz"
-    subprocess.run(
-        ["tar", "-czf", archive, "-C", EXAMPLES / name, "--exclude", "recipe.json", "."],
-        check=True,
-    )
-    recipe_dir = base / "recipe"
-    with tarfile.open(archive) as tar:
-        tar.extractall(recipe_dir, filter="data")
-    meta = json.loads((EXAMPLES / name / "recipe.json").read_text())
-    return recipe_dir, {item["key"]: item["value"] for item in meta.get("template_dictionary", [])}
 
 
 def recipe_from_text(base: Path, text: str) -> Path:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
-import json
 import platform
 import socket
 import subprocess
-import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,8 +25,8 @@ from builders.backends.base import (
     BuildError,
 )
 from builders.backends.kiwi import KiwiBackend, error_summary
+from tests.builders.helpers import unpack_example
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
 ARCH = platform.machine()
 FOREIGN = "aarch64" if ARCH == "x86_64" else "x86_64"
 ELF_MACHINE = {"x86_64": 62, "aarch64": 183}  # e_machine, at offset 18 of an ELF header
@@ -40,20 +38,6 @@ def build_host() -> None:
     reason = KiwiBackend().unavailable_reason(ARCH)
     if reason:
         pytest.skip(f"cannot build kiwi-ng images here: {reason}")
-
-
-def unpack_example(name: str, base: Path) -> tuple[Path, dict[str, str]]:
-    """Make the archive the way docs/recipes.md says, unpack it; return it and the template."""
-    archive = base / f"{name}.tar.gz"
-    subprocess.run(
-        ["tar", "-czf", archive, "-C", EXAMPLES / name, "--exclude", "recipe.json", "."],
-        check=True,
-    )
-    recipe_dir = base / "recipe"
-    with tarfile.open(archive) as tar:
-        tar.extractall(recipe_dir, filter="data")
-    meta = json.loads((EXAMPLES / name / "recipe.json").read_text())
-    return recipe_dir, {item["key"]: item["value"] for item in meta.get("template_dictionary", [])}
 
 
 def context(
