@@ -11,7 +11,7 @@ ROLE ?= user
 
 $(VENV)/.installed: requirements.txt requirements-host.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q pip==26.2.1  # chalice 1.34 wants pip<26.3
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	touch $@
 
