@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-HOST_PACKAGES := mmdebstrap arch-test squashfs-tools rsync openssh-server qemu-user-static binfmt-support
+HOST_PACKAGES := mmdebstrap arch-test squashfs-tools rsync openssh-server qemu-user-static binfmt-support \
+  dosfstools mtools e2fsprogs fdisk qemu-utils qemu-system-x86 ovmf
 TENANT ?= demo
 ROLE ?= user
 

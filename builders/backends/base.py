@@ -16,6 +16,11 @@ ROOTFS_SQUASHFS = "application/vnd.cray.image.rootfs.squashfs"
 KERNEL = "application/vnd.cray.image.kernel"
 INITRD = "application/vnd.cray.image.initrd"
 BUILD_LOG = "text/plain"
+# Kiln's disk images (kiln-debian recipes with ``disk:``), by format.
+DISK_QCOW2 = "application/vnd.kiln.image.disk.qcow2"
+DISK_RAW = "application/vnd.kiln.image.disk.raw"
+DISK_VMDK = "application/vnd.kiln.image.disk.vmdk"
+DISK_TYPES = {"qcow2": DISK_QCOW2, "raw": DISK_RAW, "vmdk": DISK_VMDK}
 
 
 class BuildError(Exception):

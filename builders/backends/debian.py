@@ -20,6 +20,7 @@ from pathlib import Path
 from builders.backends import debian_mirror as mirrors
 from builders.backends import debian_recipe as recipes
 from builders.backends import debian_script as scripts
+from builders.backends import disk_image as disks
 from builders.backends.base import (
     INITRD,
     KERNEL,
@@ -100,6 +101,11 @@ class DebianBackend:
         mirror = mirrors.resolve_mirror(recipe, self._environ, self._etc_apt)
         stage_dir = ctx.work_dir / "kiln-stage"
         rootfs = ctx.work_dir / "rootfs"
+        if recipe.disk is not None and (missing := disks.missing_tools(_CHROOT_PATH)):
+            raise BuildError(
+                f"disk: needs tools this build host lacks: {', '.join(missing)}; "
+                "install the packages named"
+            )
         staged = scripts.stage_files(recipe, ctx.template, stage_dir)
         script = stage_dir / "customize.sh"
         script.write_text(scripts.customize_script(recipe, staged))
@@ -113,7 +119,10 @@ class DebianBackend:
                 unmount_below(rootfs, ctx)
             ctx.out_dir.mkdir(parents=True, exist_ok=True)
             artifacts = [_make_squashfs(rootfs, recipe, env, ctx)]
-            return artifacts + _boot_artifacts(rootfs, recipe, ctx)
+            artifacts += _boot_artifacts(rootfs, recipe, ctx)
+            if recipe.disk is not None:
+                artifacts += _disk_artifacts(rootfs, recipe.disk, artifacts[0].path, env, ctx)
+            return artifacts
         except BuildError as exc:  # leave the half-built root for a debug shell (enable_debug)
             if exc.root is None and rootfs.is_dir():
                 exc.root = rootfs
@@ -147,6 +156,8 @@ def _mmdebstrap_command(
         f"--components={','.join(recipe.components)}",
         f'--customize-hook=sh {shlex.quote(str(script))} "$1"',
     ]
+    if recipe.disk is not None and disks.BOOT_PACKAGE not in packages:
+        packages.append(disks.BOOT_PACKAGE)
     if packages:
         command.append(f"--include={','.join(packages)}")
     if _SNAPSHOT_MIRROR.search(mirror):  # a snapshot archive is old on purpose
@@ -218,6 +229,22 @@ def _boot_artifacts(rootfs: Path, recipe: recipes.Recipe, ctx: BuildContext) -> 
         _copy_artifact(kernel, ctx.out_dir / ctx.kernel_file_name, KERNEL, ctx),
         _copy_artifact(initrd, ctx.out_dir / ctx.initrd_file_name, INITRD, ctx),
     ]
+
+
+def _disk_artifacts(
+    rootfs: Path,
+    disk: recipes.Disk,
+    squashfs: Path,
+    env: Mapping[str, str],
+    ctx: BuildContext,
+) -> list[Artifact]:
+    """The disk images (after the squashfs: the disk's root gets its own /etc/fstab)."""
+    found = recipes.find_kernel_and_initrd(rootfs / "boot", kernel_required=True)
+    assert found is not None  # kernel_required raises instead
+    # the disk's GUIDs and file system ids follow the image's content, not the job id, so that
+    # rebuilding the same inputs gives the same disk
+    seed = f"{ctx.arch}:{disks.digest(squashfs)}"
+    return disks.make_disks(rootfs, *found, disk, seed, env, ctx)
 
 
 def _copy_artifact(source: Path, target: Path, kind: str, ctx: BuildContext) -> Artifact:

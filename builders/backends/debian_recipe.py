@@ -38,9 +38,15 @@ FIELDS = (
     "files",
     "customize",
     "squashfs_compression",
+    "disk",
 )
 USER_FIELDS = ("name", "uid", "groups", "shell", "ssh_authorized_keys")
 FILE_FIELDS = ("src", "dest", "mode", "owner", "template")
+DISK_FIELDS = ("formats", "size")
+DISK_FORMATS = ("qcow2", "raw", "vmdk")
+DISK_MIN_SIZE = 256 << 20
+DISK_MAX_SIZE = 16 << 40
+_SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 _TEMPLATE_KEY = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _SUITE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
@@ -51,6 +57,7 @@ _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 _ACCOUNT = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
+_SIZE = re.compile(r"^([0-9]+)\s*([KMGT])(iB)?$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +80,12 @@ class FileCopy:
 
 
 @dataclasses.dataclass(frozen=True)
+class Disk:
+    formats: tuple[str, ...]  # qcow2, raw, vmdk: one artifact each
+    size: int | None  # bytes, a whole number of MiB; None: the root file system + headroom
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
     suite: str
     variant: str
@@ -85,6 +98,7 @@ class Recipe:
     files: tuple[FileCopy, ...]
     customize: tuple[str, ...]
     squashfs_compression: str
+    disk: Disk | None = None  # also make a bootable GPT disk image (disk_image.py)
 
 
 def debian_arch(arch: str) -> str:
@@ -135,13 +149,14 @@ def parse_recipe(text: str, recipe_dir: Path) -> Recipe:
     if not isinstance(data, dict):
         raise BuildError(f"{RECIPE_FILE} must be a mapping of fields (suite: ..., packages: ...)")
     _reject_unknown(data, FIELDS, RECIPE_FILE)
+    kernel = _boolean(data, "kernel", default=False)
     return Recipe(
         suite=_matching(data, "suite", _SUITE, "a Debian suite name like bookworm", required=True),
         variant=_choice(data, "variant", VARIANTS, "minbase"),
         mirror=_mirror(data.get("mirror")),
         components=_matching_list(data, "components", _COMPONENT, "like main", ("main",)),
         packages=_matching_list(data, "packages", _PACKAGE, "Debian package names", ()),
-        kernel=_boolean(data, "kernel", default=False),
+        kernel=kernel,
         hostname=_matching(data, "hostname", _HOSTNAME, "a host name", DEFAULT_HOSTNAME),
         users=tuple(_user(item, f"users[{i}]") for i, item in enumerate(_list(data, "users"))),
         files=tuple(
@@ -149,6 +164,7 @@ def parse_recipe(text: str, recipe_dir: Path) -> Recipe:
         ),
         customize=_strings(data, "customize", "shell commands"),
         squashfs_compression=_choice(data, "squashfs_compression", COMPRESSIONS, "zstd"),
+        disk=_disk(data.get("disk"), kernel) if "disk" in data else None,
     )
 
 
@@ -373,3 +389,38 @@ def _source(data: dict[Any, Any], where: str, recipe_dir: Path) -> Path:
     if not source.is_file():
         raise BuildError(f"{where}src {value!r} is not a file in the recipe archive")
     return source
+
+
+def _disk(item: object, kernel: bool) -> Disk:
+    data = _mapping({} if item is None else item, "disk", DISK_FIELDS)
+    if not kernel:
+        raise BuildError(
+            "disk needs kernel: true (the disk boots the image's kernel and initrd); "
+            "add 'kernel: true' to recipe.yaml or remove 'disk'"
+        )
+    formats = _strings(data, "formats", "a disk format", "disk.") or ("qcow2",)
+    for index, name in enumerate(formats):
+        if name not in DISK_FORMATS:
+            raise BuildError(
+                f"disk.formats[{index}] must be one of {', '.join(DISK_FORMATS)}; got {name!r}"
+            )
+    if len(set(formats)) != len(formats):
+        raise BuildError(f"disk.formats lists a format twice: {', '.join(formats)}")
+    return Disk(formats=formats, size=_disk_size(data.get("size")))
+
+
+def _disk_size(value: object) -> int | None:
+    """``2G``, ``512M``, ``1536MiB``, ``1T`` (binary units) to bytes, rounded up to MiB."""
+    if value is None:
+        return None
+    match = _SIZE.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise BuildError(
+            "disk.size must be a size with a unit (K, M, G or T, binary), like 2G or 512M; "
+            f"got {_describe(value)}"
+        )
+    size = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    size = -(-size // (1 << 20)) * (1 << 20)
+    if not DISK_MIN_SIZE <= size <= DISK_MAX_SIZE:
+        raise BuildError(f"disk.size must be between 256M and 16T, got {value!r}")
+    return size

@@ -282,3 +282,70 @@ def test_noop_fail_and_stop(tmp_path: Path) -> None:
     bad = write_recipe(tmp_path / "bad", "sleep: soon\n")
     with pytest.raises(BuildError, match="sleep must be a number of seconds"):
         NoopBackend().build(context(tmp_path, bad))
+
+
+# --- disk -------------------------------------------------------------------------------------
+
+K = "suite: bookworm\nkernel: true\n"
+
+
+def test_no_disk_by_default(tmp_path: Path) -> None:
+    assert load(tmp_path, K).disk is None
+
+
+def test_disk_formats_and_size(tmp_path: Path) -> None:
+    recipe = load(tmp_path, K + "disk:\n  formats: [qcow2, raw, vmdk]\n  size: 2G\n")
+    assert recipe.disk == recipes.Disk(formats=("qcow2", "raw", "vmdk"), size=2 << 30)
+
+
+def test_disk_defaults_to_qcow2_sized_by_content(tmp_path: Path) -> None:
+    assert load(tmp_path, K + "disk: {}\n").disk == recipes.Disk(formats=("qcow2",), size=None)
+    assert load(tmp_path, K + "disk:\n").disk == recipes.Disk(formats=("qcow2",), size=None)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [("512M", 512 << 20), ("1536MiB", 1536 << 20), ("1T", 1 << 40), ("300000K", 293 << 20)],
+)
+def test_disk_sizes(tmp_path: Path, size: str, expected: int) -> None:
+    recipe = load(tmp_path, K + f"disk: {{size: {size}}}\n")
+    assert recipe.disk is not None and recipe.disk.size == expected
+
+
+def test_disk_needs_a_kernel(tmp_path: Path) -> None:
+    message = error_of(tmp_path, S + "disk: {formats: [qcow2]}\n")
+    assert message.startswith("disk needs kernel: true")
+
+
+@pytest.mark.parametrize(
+    ("disk", "message"),
+    [
+        ("{formats: [qcow]}", "disk.formats[0] must be one of qcow2, raw, vmdk; got 'qcow'"),
+        ("{formats: [raw, raw]}", "disk.formats lists a format twice: raw, raw"),
+        ("{formats: qcow2}", "disk.formats must be a list"),
+        ("{size: 2}", "disk.size must be a size with a unit (K, M, G or T, binary), like 2G"),
+        ("{size: 2 GB}", "disk.size must be a size with a unit"),
+        ("{size: 100M}", "disk.size must be between 256M and 16T, got '100M'"),
+        ("{size: 20T}", "disk.size must be between 256M and 16T"),
+        ("{sise: 2G}", "unknown field 'sise' in disk (did you mean 'size'?)"),
+        ("qcow2", "disk must be a mapping (formats, size)"),
+    ],
+)
+def test_bad_disk_names_the_problem(tmp_path: Path, disk: str, message: str) -> None:
+    assert message in error_of(tmp_path, K + f"disk: {disk}\n")
+
+
+def test_disk_installs_the_boot_loader_package(tmp_path: Path) -> None:
+    from builders.backends.debian import _mmdebstrap_command
+
+    recipe = load(tmp_path, K + "disk: {}\n")
+    command = _mmdebstrap_command(recipe, "amd64", "http://m/debian", tmp_path, tmp_path / "s")
+    assert "--include=linux-image-amd64,initramfs-tools,systemd-boot-efi" in command
+
+
+def test_disk_example_parses() -> None:
+    meta = json.loads((EXAMPLES / "disk-minimal" / "recipe.json").read_text())
+    assert meta["recipe_type"] == "kiln-debian"
+    recipe = recipes.load_recipe(EXAMPLES / "disk-minimal", {})
+    assert recipe.kernel and "systemd-sysv" in recipe.packages
+    assert recipe.disk == recipes.Disk(formats=("qcow2",), size=None)

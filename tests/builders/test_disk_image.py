@@ -1,0 +1,206 @@
+"""Disk images from kiln-debian recipes: the layout math (fast) and a real build that boots
+under qemu-system-x86_64 with OVMF (slow: mmdebstrap, then a few minutes of TCG emulation)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from builders.backends import disk_image as disks
+from builders.backends.base import (
+    DISK_QCOW2,
+    DISK_RAW,
+    DISK_VMDK,
+    INITRD,
+    KERNEL,
+    ROOTFS_SQUASHFS,
+    BuildContext,
+    BuildError,
+)
+from builders.backends.debian import DebianBackend
+from tests.builders.helpers import context, write_recipe
+
+MIB = disks.MIB
+EPOCH = 1700000000
+BOOT_TIMEOUT = 240.0
+OVMF = Path("/usr/share/ovmf/OVMF.fd")
+DISK_RECIPE = """\
+suite: bookworm
+variant: minbase
+kernel: true
+packages: [systemd-sysv]
+hostname: kiln-disk
+disk:
+  formats: [qcow2, raw, vmdk]
+"""
+
+
+# --- layout math (fast) ------------------------------------------------------------------------
+
+
+def test_default_layout_leaves_room_after_the_content() -> None:
+    layout = disks.plan_layout(256 * MIB, 400 * MIB, None)
+    assert (layout.esp_start, layout.esp_size, layout.root_start) == (MIB, 256 * MIB, 257 * MIB)
+    assert layout.root_size == 992 * MIB  # 400 * 1.2 + 512
+    assert layout.disk_size == layout.root_start + layout.root_size + MIB
+    assert all(value % MIB == 0 for value in vars(layout).values())
+
+
+def test_explicit_size_gives_the_root_the_rest() -> None:
+    layout = disks.plan_layout(256 * MIB, 400 * MIB, 2048 * MIB)
+    assert layout.disk_size == 2048 * MIB
+    assert layout.root_size == 2048 * MIB - 257 * MIB - MIB
+
+
+def test_too_small_size_says_how_much_is_needed() -> None:
+    with pytest.raises(BuildError, match=r"disk.size 512M is too small.*use at least 826M"):
+        disks.plan_layout(256 * MIB, 400 * MIB, 512 * MIB)
+
+
+def test_esp_grows_with_its_payload() -> None:
+    assert disks.esp_size_for(50 * MIB) == 256 * MIB
+    assert disks.esp_size_for(300 * MIB) == 362 * MIB
+
+
+def test_ids_are_stable_per_seed() -> None:
+    one, again, other = (disks.derive_ids(seed) for seed in ("a", "a", "b"))
+    assert one == again and one != other
+    assert len({one.disk_guid, one.esp_partuuid, one.root_partuuid}) == 3
+    assert len(one.esp_volume_id) == 8
+
+
+def test_sfdisk_script_uses_sectors_and_ids() -> None:
+    ids = disks.derive_ids("x")
+    layout = disks.plan_layout(256 * MIB, 100 * MIB, 1024 * MIB)
+    script = disks.sfdisk_script(layout, ids, disks.BOOT_ARCHES["x86_64"].root_type)
+    assert f"label-id: {ids.disk_guid}" in script
+    assert f"start=2048, size=524288, type={disks.ESP_TYPE}, uuid={ids.esp_partuuid}" in script
+    assert "start=526336, size=1568768, type=4F68BCE3-" in script
+
+
+def test_used_inodes_from_dumpe2fs() -> None:
+    dump = (
+        "Group 0: (Blocks 1-8192)\n  Free inodes: 13-15, 17-16\n"
+        "Group 1: (Blocks 8193-16384)\n  Free inodes: \n"
+        "Group 2: (Blocks 16385-24576)\n  Free inodes: 33-48\n"
+    )
+    assert disks.used_inodes(dump, 16) == [*range(1, 13), 16, *range(17, 33)]
+
+
+def test_missing_disk_tools_fail_before_mmdebstrap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(disks, "missing_tools", lambda path: ["sfdisk (fdisk)"])
+    text = "suite: bookworm\nkernel: true\nmirror: http://mirror.invalid/debian\ndisk: {}\n"
+    recipe_dir = write_recipe(tmp_path / "recipe", text)
+    with pytest.raises(BuildError, match=r"^disk: needs tools .*: sfdisk \(fdisk\); install"):
+        DebianBackend().build(context(tmp_path, recipe_dir))
+
+
+# --- a real build that boots (slow) ------------------------------------------------------------
+
+
+def _build(base: Path) -> list[Path]:
+    log = (base / "build.log").open("a")
+    ctx = BuildContext(
+        job_id=base.name,
+        arch="x86_64",
+        recipe_type="kiln-debian",
+        recipe_dir=base / "recipe",
+        work_dir=base / "work",
+        out_dir=base / "out",
+        template={},
+        source_date_epoch=EPOCH,
+        image_root_archive_name="image",
+        log=lambda line: log.write(line + "\n"),
+    )
+    (base / "recipe").mkdir(parents=True)
+    (base / "recipe" / "recipe.yaml").write_text(DISK_RECIPE)
+    (base / "work").mkdir()
+    backend = DebianBackend()
+    with log:
+        backend.wait_for_repos(ctx)
+        artifacts = backend.build(ctx)
+    types = [artifact.type for artifact in artifacts]
+    assert types == [ROOTFS_SQUASHFS, KERNEL, INITRD, DISK_QCOW2, DISK_RAW, DISK_VMDK]
+    return [artifact.path for artifact in artifacts]
+
+
+@pytest.fixture(scope="module")
+def disk_build(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    if platform.machine() != "x86_64":
+        pytest.skip("the boot test runs x86_64 images only")
+    reason = DebianBackend().unavailable_reason("x86_64")
+    missing = disks.missing_tools(os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    if reason or missing:
+        pytest.skip(f"cannot build disk images here: {reason or ', '.join(missing)}")
+    return _build(tmp_path_factory.mktemp("disk-1"))
+
+
+@pytest.mark.slow
+def test_disk_has_esp_and_root(disk_build: list[Path]) -> None:
+    raw = disk_build[4]
+    table = subprocess.run(
+        ["sfdisk", "--dump", str(raw)], check=True, capture_output=True, text=True
+    ).stdout
+    assert "label: gpt" in table and "type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B" in table
+    info = subprocess.run(
+        ["qemu-img", "info", "--output=json", str(disk_build[3])],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert '"format": "qcow2"' in info
+    same = subprocess.run(["qemu-img", "compare", str(raw), str(disk_build[5])], check=False)
+    assert same.returncode == 0  # the vmdk holds the same disk
+
+
+@pytest.mark.slow
+def test_disk_is_reproducible(
+    disk_build: list[Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    again = _build(tmp_path_factory.mktemp("disk-2"))
+    for first, second in zip(disk_build, again, strict=True):
+        assert _same_bytes(first, second), f"{first.name} differs between two builds"
+
+
+def _same_bytes(first: Path, second: Path) -> bool:
+    return subprocess.run(["cmp", "-s", str(first), str(second)], check=False).returncode == 0
+
+
+@pytest.mark.slow
+def test_disk_boots_to_a_login_prompt(disk_build: list[Path], tmp_path: Path) -> None:
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None or not OVMF.is_file():
+        pytest.skip("needs qemu-system-x86_64 (qemu-system-x86) and /usr/share/ovmf/OVMF.fd (ovmf)")
+    disk = tmp_path / "boot.qcow2"
+    shutil.copyfile(disk_build[3], disk)  # the guest writes to its disk
+    serial = tmp_path / "serial.log"
+    command = [qemu, "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "2"]
+    command += ["-bios", str(OVMF), "-display", "none", "-monitor", "none", "-no-reboot"]
+    command += ["-drive", f"file={disk},format=qcow2,if=virtio", "-nic", "none"]
+    command += ["-serial", f"file:{serial}"]
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while time.monotonic() - started < BOOT_TIMEOUT:
+            text = serial.read_text(errors="replace") if serial.exists() else ""
+            if "login:" in text:
+                break
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                pytest.fail(f"qemu exited ({process.returncode}): {stderr}\n{text[-3000:]}")
+            time.sleep(1)
+        else:
+            pytest.fail(f"no login: prompt within {BOOT_TIMEOUT:.0f} s:\n{text[-3000:]}")
+    finally:
+        process.kill()
+        process.wait()
+    print(f"booted to a login prompt in {time.monotonic() - started:.0f} s")
+    assert "kiln-disk login:" in text
