@@ -119,6 +119,13 @@ class Agent:
             WaitTimeSeconds=self.config.poll_wait_seconds,
         ).get("Messages", [])
         for message in messages:
+            if not self.accepting():  # drained while this receive waited: hand the job back
+                self._sqs.change_message_visibility(
+                    QueueUrl=self.config.build_queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=0,
+                )
+                continue
             self._sqs.delete_message(
                 QueueUrl=self.config.build_queue_url, ReceiptHandle=message["ReceiptHandle"]
             )
