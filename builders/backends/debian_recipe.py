@@ -9,7 +9,6 @@ The package mirror is chosen in debian_mirror.py, the customize script made in d
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import stat
 from collections.abc import Mapping
@@ -18,9 +17,10 @@ from typing import Any
 
 import yaml
 
+from builders.backends import recipe_fields as fields
 from builders.backends.base import BuildError
 
-RECIPE_FILE = "recipe.yaml"
+RECIPE_FILE = fields.RECIPE_FILE
 DEBIAN_ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}
 VARIANTS = ("essential", "apt", "required", "minbase", "buildd", "important", "standard")
 COMPRESSIONS = ("zstd", "xz", "gzip", "lz4", "lzo")
@@ -148,22 +148,27 @@ def parse_recipe(text: str, recipe_dir: Path) -> Recipe:
         raise BuildError(f"{RECIPE_FILE} is not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise BuildError(f"{RECIPE_FILE} must be a mapping of fields (suite: ..., packages: ...)")
-    _reject_unknown(data, FIELDS, RECIPE_FILE)
-    kernel = _boolean(data, "kernel", default=False)
+    fields.reject_unknown(data, FIELDS, RECIPE_FILE)
+    kernel = fields.boolean(data, "kernel", default=False)
     return Recipe(
-        suite=_matching(data, "suite", _SUITE, "a Debian suite name like bookworm", required=True),
-        variant=_choice(data, "variant", VARIANTS, "minbase"),
-        mirror=_mirror(data.get("mirror")),
-        components=_matching_list(data, "components", _COMPONENT, "like main", ("main",)),
-        packages=_matching_list(data, "packages", _PACKAGE, "Debian package names", ()),
-        kernel=kernel,
-        hostname=_matching(data, "hostname", _HOSTNAME, "a host name", DEFAULT_HOSTNAME),
-        users=tuple(_user(item, f"users[{i}]") for i, item in enumerate(_list(data, "users"))),
-        files=tuple(
-            _file(item, f"files[{i}]", recipe_dir) for i, item in enumerate(_list(data, "files"))
+        suite=fields.matching(
+            data, "suite", _SUITE, "a Debian suite name like bookworm", required=True
         ),
-        customize=_strings(data, "customize", "shell commands"),
-        squashfs_compression=_choice(data, "squashfs_compression", COMPRESSIONS, "zstd"),
+        variant=fields.choice(data, "variant", VARIANTS, "minbase"),
+        mirror=_mirror(data.get("mirror")),
+        components=fields.matching_list(data, "components", _COMPONENT, "like main", ("main",)),
+        packages=fields.matching_list(data, "packages", _PACKAGE, "Debian package names", ()),
+        kernel=kernel,
+        hostname=fields.matching(data, "hostname", _HOSTNAME, "a host name", DEFAULT_HOSTNAME),
+        users=tuple(
+            _user(item, f"users[{i}]") for i, item in enumerate(fields.sequence(data, "users"))
+        ),
+        files=tuple(
+            _file(item, f"files[{i}]", recipe_dir)
+            for i, item in enumerate(fields.sequence(data, "files"))
+        ),
+        customize=fields.strings(data, "customize", "shell commands"),
+        squashfs_compression=fields.choice(data, "squashfs_compression", COMPRESSIONS, "zstd"),
         disk=_disk(data.get("disk"), kernel) if "disk" in data else None,
     )
 
@@ -210,99 +215,6 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
 
 
-def _reject_unknown(data: dict[Any, Any], allowed: tuple[str, ...], where: str) -> None:
-    for key in data:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise BuildError(
-                f"unknown field {key!r} in {where}{hint}; allowed fields: {', '.join(allowed)}"
-            )
-
-
-def _describe(value: object) -> str:
-    return f"{type(value).__name__} {value!r}"[:120]
-
-
-def _string(data: dict[Any, Any], key: str, where: str, default: str | None) -> str | None:
-    value = data.get(key, default)
-    if value is None and default is None and key in data:
-        raise BuildError(f"{where}{key} must not be empty")
-    if value is not None and not isinstance(value, str):
-        raise BuildError(f"{where}{key} must be a string, got {_describe(value)}")
-    return value
-
-
-def _matching(
-    data: dict[Any, Any],
-    key: str,
-    pattern: re.Pattern[str],
-    what: str,
-    default: str | None = None,
-    *,
-    required: bool = False,
-    where: str = "",
-) -> str:
-    if required and key not in data:
-        raise BuildError(f"{RECIPE_FILE} must set {where}{key} ({what})")
-    value = _string(data, key, where, default)
-    if value is None or not pattern.match(value):
-        raise BuildError(f"{where}{key} must be {what}, got {value!r}")
-    return value
-
-
-def _choice(data: dict[Any, Any], key: str, allowed: tuple[str, ...], default: str) -> str:
-    value = data.get(key, default)
-    if value not in allowed:
-        raise BuildError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
-    return str(value)
-
-
-def _boolean(data: dict[Any, Any], key: str, default: bool, where: str = "") -> bool:
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        raise BuildError(f"{where}{key} must be true or false, got {_describe(value)}")
-    return value
-
-
-def _list(data: dict[Any, Any], key: str, where: str = "") -> list[Any]:
-    value = data.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise BuildError(
-            f"{where}{key} must be a list (YAML '- item' lines), got {_describe(value)}"
-        )
-    return value
-
-
-def _strings(data: dict[Any, Any], key: str, what: str, where: str = "") -> tuple[str, ...]:
-    items = _list(data, key, where)
-    for index, item in enumerate(items):
-        if not isinstance(item, str) or not item.strip():
-            raise BuildError(
-                f"{where}{key}[{index}] must be a non-empty string ({what}), got {_describe(item)}"
-            )
-    return tuple(items)
-
-
-def _matching_list(
-    data: dict[Any, Any],
-    key: str,
-    pattern: re.Pattern[str],
-    what: str,
-    default: tuple[str, ...],
-    where: str = "",
-) -> tuple[str, ...]:
-    if data.get(key) is None:
-        return default
-    items = _strings(data, key, what, where)
-    for index, item in enumerate(items):
-        if not pattern.match(item):
-            raise BuildError(f"{where}{key}[{index}] {item!r} is not valid: expected {what}")
-    return items
-
-
 def _mirror(value: object) -> str | None:
     if value is None:
         return None
@@ -311,35 +223,28 @@ def _mirror(value: object) -> str | None:
     return value
 
 
-def _mapping(item: object, where: str, allowed: tuple[str, ...]) -> dict[Any, Any]:
-    if not isinstance(item, dict):
-        raise BuildError(f"{where} must be a mapping ({', '.join(allowed)}), got {_describe(item)}")
-    _reject_unknown(item, allowed, where)
-    return item
-
-
 def _user(item: object, where: str) -> User:
-    data = _mapping(item, where, USER_FIELDS)
+    data = fields.mapping(item, where, USER_FIELDS)
     prefix = f"{where}."
     account = "a lower-case account name like kiln"
     uid = data.get("uid")
     if uid is not None and (isinstance(uid, bool) or not isinstance(uid, int) or uid < 0):
-        raise BuildError(f"{prefix}uid must be a non-negative integer, got {_describe(uid)}")
-    keys = _strings(data, "ssh_authorized_keys", "one public key line", prefix)
+        raise BuildError(f"{prefix}uid must be a non-negative integer, got {fields.describe(uid)}")
+    keys = fields.strings(data, "ssh_authorized_keys", "one public key line", prefix)
     for index, key in enumerate(keys):
         if "\n" in key.strip() or "\0" in key:
             raise BuildError(f"{prefix}ssh_authorized_keys[{index}] must be a single line")
     return User(
-        name=_matching(data, "name", _ACCOUNT, account, required=True, where=prefix),
+        name=fields.matching(data, "name", _ACCOUNT, account, required=True, where=prefix),
         uid=uid,
-        groups=_matching_list(data, "groups", _ACCOUNT, "group names like sudo", (), prefix),
+        groups=fields.matching_list(data, "groups", _ACCOUNT, "group names like sudo", (), prefix),
         shell=_absolute(data, "shell", prefix, DEFAULT_SHELL),
         ssh_authorized_keys=tuple(key.strip() for key in keys),
     )
 
 
 def _absolute(data: dict[Any, Any], key: str, where: str, default: str | None = None) -> str:
-    value = _string(data, key, where, default)
+    value = fields.string(data, key, where, default)
     if value is None:
         raise BuildError(
             f"{where}{key} is required (an absolute path in the image, like /etc/motd)"
@@ -353,14 +258,14 @@ def _absolute(data: dict[Any, Any], key: str, where: str, default: str | None = 
 
 
 def _file(item: object, where: str, recipe_dir: Path) -> FileCopy:
-    data = _mapping(item, where, FILE_FIELDS)
+    data = fields.mapping(item, where, FILE_FIELDS)
     prefix = f"{where}."
     mode = data.get("mode", "0644")
     if not isinstance(mode, str) or not _MODE.match(mode):
         raise BuildError(
-            f'{prefix}mode must be a quoted octal string like "0644", got {_describe(mode)}'
+            f'{prefix}mode must be a quoted octal string like "0644", got {fields.describe(mode)}'
         )
-    owner = _string(data, "owner", prefix, "root:root") or "root:root"
+    owner = fields.string(data, "owner", prefix, "root:root") or "root:root"
     if not all(_ACCOUNT.match(part) for part in owner.split(":", 1)):
         raise BuildError(f"{prefix}owner must be 'user' or 'user:group', got {owner!r}")
     return FileCopy(
@@ -369,12 +274,12 @@ def _file(item: object, where: str, recipe_dir: Path) -> FileCopy:
         dest=_absolute(data, "dest", prefix),
         mode=mode.zfill(4),
         owner=owner,
-        template=_boolean(data, "template", default=True, where=prefix),
+        template=fields.boolean(data, "template", default=True, where=prefix),
     )
 
 
 def _source(data: dict[Any, Any], where: str, recipe_dir: Path) -> Path:
-    value = _string(data, "src", where, None)
+    value = fields.string(data, "src", where, None)
     if not value:
         raise BuildError(f"{where}src is required (a path inside the recipe archive)")
     relative = PurePosixPath(value)
@@ -392,13 +297,13 @@ def _source(data: dict[Any, Any], where: str, recipe_dir: Path) -> Path:
 
 
 def _disk(item: object, kernel: bool) -> Disk:
-    data = _mapping({} if item is None else item, "disk", DISK_FIELDS)
+    data = fields.mapping({} if item is None else item, "disk", DISK_FIELDS)
     if not kernel:
         raise BuildError(
             "disk needs kernel: true (the disk boots the image's kernel and initrd); "
             "add 'kernel: true' to recipe.yaml or remove 'disk'"
         )
-    formats = _strings(data, "formats", "a disk format", "disk.") or ("qcow2",)
+    formats = fields.strings(data, "formats", "a disk format", "disk.") or ("qcow2",)
     for index, name in enumerate(formats):
         if name not in DISK_FORMATS:
             raise BuildError(
@@ -417,7 +322,7 @@ def _disk_size(value: object) -> int | None:
     if match is None:
         raise BuildError(
             "disk.size must be a size with a unit (K, M, G or T, binary), like 2G or 512M; "
-            f"got {_describe(value)}"
+            f"got {fields.describe(value)}"
         )
     size = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
     size = -(-size // (1 << 20)) * (1 << 20)
