@@ -9,7 +9,6 @@ with fixed timestamps, then copies the kernel and initrd.
 from __future__ import annotations
 
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -21,6 +20,7 @@ from builders.backends import debian_mirror as mirrors
 from builders.backends import debian_recipe as recipes
 from builders.backends import debian_script as scripts
 from builders.backends import disk_image as disks
+from builders.backends import tool_process
 from builders.backends.base import (
     INITRD,
     KERNEL,
@@ -62,16 +62,13 @@ class DebianBackend:
     def unavailable_reason(self, arch: str) -> str | None:
         if arch not in recipes.DEBIAN_ARCHES:
             return f"unsupported arch {arch} (supported: {', '.join(recipes.DEBIAN_ARCHES)})"
-        for tool, package in (("mmdebstrap", "mmdebstrap"), ("mksquashfs", "squashfs-tools")):
-            if shutil.which(tool, path=f"{self._environ.get('PATH', '')}:{_CHROOT_PATH}") is None:
-                return f"{tool} is not installed (apt-get install {package})"
-        if os.geteuid() != 0:
-            return "mmdebstrap --mode=root needs the build host agent to run as root"
-        if arch != platform.machine() and not (self._binfmt_dir / f"qemu-{arch}").exists():
-            return (
-                f"cannot run {arch} binaries: no binfmt_misc entry qemu-{arch} (qemu-user-static)"
-            )
-        return None
+        return tool_process.host_problem(
+            (("mmdebstrap", "mmdebstrap"), ("mksquashfs", "squashfs-tools")),
+            f"{self._environ.get('PATH', '')}:{_CHROOT_PATH}",
+            "mmdebstrap --mode=root",
+            arch,
+            self._binfmt_dir,
+        )
 
     def wait_for_repos(self, ctx: BuildContext) -> None:
         recipe = recipes.load_recipe(ctx.recipe_dir, ctx.template)

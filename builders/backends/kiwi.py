@@ -23,6 +23,7 @@ from pathlib import Path
 
 from builders.backends import debian_mirror as mirrors
 from builders.backends import kiwi_description as descriptions
+from builders.backends import tool_process
 from builders.backends.base import (
     INITRD,
     KERNEL,
@@ -81,16 +82,13 @@ class KiwiBackend:
             return f"unsupported arch {arch} (supported: {', '.join(ARCHES)})"
         if self._kiwi_ng is None:
             return "the kiwi-ng CLI is not installed next to the agent (pip install kiwi==11.1.6)"
-        for tool, package in (("rsync", "rsync"), ("mksquashfs", "squashfs-tools")):
-            if shutil.which(tool, path=f"{self._environ.get('PATH', '')}:{_HOST_PATH}") is None:
-                return f"{tool} is not installed (apt-get install {package})"
-        if os.geteuid() != 0:
-            return "kiwi-ng needs the build host agent to run as root"
-        if arch != platform.machine() and not (self._binfmt_dir / f"qemu-{arch}").exists():
-            return (
-                f"cannot run {arch} binaries: no binfmt_misc entry qemu-{arch} (qemu-user-static)"
-            )
-        return None
+        return tool_process.host_problem(
+            (("rsync", "rsync"), ("mksquashfs", "squashfs-tools")),
+            f"{self._environ.get('PATH', '')}:{_HOST_PATH}",
+            "kiwi-ng",
+            arch,
+            self._binfmt_dir,
+        )
 
     def wait_for_repos(self, ctx: BuildContext) -> None:
         description = descriptions.load_description(ctx.recipe_dir, self._template(ctx))

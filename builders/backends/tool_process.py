@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import platform
 import queue
+import shutil
 import signal
 import subprocess
 import threading
@@ -201,3 +203,18 @@ def unmount_below(root: Path, ctx: BuildContext) -> None:
     for point in reversed(workdir.mounts_below(root)):
         ctx.log(f"W: kiln: unmounting leftover {point}")
         subprocess.run(["umount", "--lazy", point], check=False)
+
+
+def host_problem(
+    tools: tuple[tuple[str, str], ...], path: str, root_for: str, arch: str, binfmt_dir: Path
+) -> str | None:
+    """Why this host cannot run a backend's tools for ``arch``: a (tool, Debian package)
+    missing from ``path``, not root, or no binfmt_misc entry for a foreign arch."""
+    for tool, package in tools:
+        if shutil.which(tool, path=path) is None:
+            return f"{tool} is not installed (apt-get install {package})"
+    if os.geteuid() != 0:
+        return f"{root_for} needs the build host agent to run as root"
+    if arch != platform.machine() and not (binfmt_dir / f"qemu-{arch}").exists():
+        return f"cannot run {arch} binaries: no binfmt_misc entry qemu-{arch} (qemu-user-static)"
+    return None
