@@ -230,14 +230,21 @@ def make_disks(
 
 
 def _set_vmdk_cid(vmdk: Path, cid: str) -> None:
-    """qemu-img writes a random content id (CID=8 hex digits) into the descriptor: fix it."""
+    """qemu-img writes a random content id into the descriptor (``CID=%x``, so 1 to 8 hex
+    digits): replace it with ``cid``. The descriptor is NUL-padded text at a fixed offset, so a
+    line that grows by a few bytes still fits (checked)."""
     with vmdk.open("r+b") as handle:
         head = handle.read(64 << 10)
-        match = re.search(rb"\nCID=([0-9a-f]{8})\n", head)
-        if match is None:
+        match = re.search(rb"\nCID=([0-9a-f]{1,8})\n", head)
+        end = head.find(b"\0", match.end()) if match else -1
+        if match is None or end < 0:
             raise BuildError(f"qemu-img wrote no CID into {vmdk.name}'s descriptor")
+        tail = head[match.end(1) : end]
+        text = (cid.encode() + tail).ljust(end - match.start(1), b"\0")
+        if head[end : match.start(1) + len(text)].strip(b"\0"):
+            raise BuildError(f"no room to set the CID in {vmdk.name}'s descriptor")
         handle.seek(match.start(1))
-        handle.write(cid.encode())
+        handle.write(text)
 
 
 def _sparse_file(path: Path, size: int) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import subprocess
 import time
@@ -104,6 +105,35 @@ def test_missing_disk_tools_fail_before_mmdebstrap(
 
 
 # --- a real build that boots (slow) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written", ["1", "abcdef0", "12345678"])
+def test_vmdk_cid_is_fixed_whatever_length_qemu_img_wrote(tmp_path: Path, written: str) -> None:
+    """qemu-img prints the random CID with %x, so it is sometimes shorter than 8 digits."""
+    if shutil.which("qemu-img") is None:
+        pytest.skip("qemu-img is not installed (make host-deps)")
+    raw, vmdk = tmp_path / "disk.raw", tmp_path / "disk.vmdk"
+    raw.write_bytes(b"kiln" * (256 << 10))
+    options = ["-o", "subformat=streamOptimized"]
+    subprocess.run(
+        ["qemu-img", "convert", "-f", "raw", "-O", "vmdk", *options, str(raw), str(vmdk)],
+        check=True,
+    )
+    data = bytearray(vmdk.read_bytes())
+    start = data.index(b"# Disk DescriptorFile")
+    end = data.index(b"\0", start)
+    text = re.sub(rb"\nCID=[0-9a-f]+\n", f"\nCID={written}\n".encode(), bytes(data[start:end]))
+    data[start:end] = text.ljust(end - start, b"\0")
+    vmdk.write_bytes(bytes(data))
+
+    disks._set_vmdk_cid(vmdk, "6e928e6e")
+
+    descriptor = vmdk.read_bytes()[start : end + 8].rstrip(b"\0").decode()
+    assert "\nCID=6e928e6e\nparentCID=ffffffff\n" in descriptor
+    assert descriptor.count("\n") == text.count(b"\n")
+    back = tmp_path / "back.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(vmdk), str(back)], check=True)
+    assert back.read_bytes() == raw.read_bytes()
 
 
 def _build(base: Path) -> list[Path]:
