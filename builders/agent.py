@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
-from builders import customize, ssh_session
+from builders import customize, ssh_session, uploads
 from builders.backends import available_backends
 from builders.backends.base import BuildError
 from builders.control import Control
@@ -48,9 +48,19 @@ class AnswerBook:
 
 
 class Agent:
-    def __init__(self, config: HostConfig, sqs: Any, s3: Any, sfn: Any, logger: Logger) -> None:
+    def __init__(
+        self,
+        config: HostConfig,
+        sqs: Any,
+        s3: Any,
+        sfn: Any,
+        logger: Logger,
+        clients: uploads.ClientFactory | None = None,
+    ) -> None:
         self.config = config
         self._sqs, self._s3 = sqs, s3
+        # clients for upload targets, per (service, region): made on first use
+        self._clients = clients or uploads.Clients(config.endpoint_url)
         self.reporter = Reporter(sqs, s3, sfn, config.events_queue_url, config.xname)
         self.answers = AnswerBook(config.work_dir)
         self.control = Control(s3, config.bucket, config.xname, logger)
@@ -179,7 +189,13 @@ class Agent:
                 "error": f"BuildFailed: host {self.config.xname} cannot run job type {job_type!r}",
             }
         run = run_class(
-            job, self.reporter, self._s3, self.config, self.stopping.is_set, cancelled.is_set
+            job,
+            self.reporter,
+            self._s3,
+            self.config,
+            self.stopping.is_set,
+            cancelled.is_set,
+            clients=self._clients,
         )
         started = time.monotonic()
         try:
@@ -244,9 +260,11 @@ def main() -> None:
     session = boto3.session.Session(region_name=config.region)
     logger = Logger(service="kiln-build-host")
     logger.append_keys(xname=config.xname, arch=config.arch)
-    agent = Agent(
-        config, session.client("sqs"), session.client("s3"), session.client("stepfunctions"), logger
+    sqs, s3, sfn = (
+        session.client(name, endpoint_url=config.endpoint_url)
+        for name in ("sqs", "s3", "stepfunctions")
     )
+    agent = Agent(config, sqs, s3, sfn, logger, uploads.Clients(config.endpoint_url))
     signal.signal(signal.SIGTERM, agent.stop)
     signal.signal(signal.SIGINT, agent.stop)
     agent.run()

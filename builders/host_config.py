@@ -38,6 +38,8 @@ class HostConfig:
     bucket: str = "kiln-artifacts"  # the artifact bucket: control objects live there
     ssh_host: str = "127.0.0.1"  # where job SSH servers listen, and the address users are given
     ssh_ports: tuple[int, int] = (2200, 2299)
+    endpoint_url: str | None = None  # AWS_ENDPOINT_URL (moto locally) for every AWS client
+    log_chunk_seconds: float = 2.0  # how often new log lines go up as a chunk
 
     @classmethod
     def from_env(cls) -> HostConfig:
@@ -54,6 +56,8 @@ class HostConfig:
             bucket=env.get("KILN_ARTIFACT_BUCKET", "kiln-artifacts"),
             ssh_host=env.get("KILN_SSH_HOST", "127.0.0.1"),
             ssh_ports=port_range(env.get("KILN_SSH_PORTS", "2200-2299")),
+            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            log_chunk_seconds=float(env.get("KILN_LOG_CHUNK_SECONDS", "2")),
         )
 
     @property

@@ -1,7 +1,7 @@
-"""One job on a host. ``JobRun`` is what every job type shares (work dir, log, progress, SSH
-sessions, publishing the image); ``CreateRun`` is the create flow: fetch and check the recipe,
-wait for repos, build (with a debug shell on a failed build when ``enable_debug``), publish.
-The customize flow is builders/customize.py."""
+"""One job on a host. ``JobRun`` is what every job type shares (work dir, log and live log
+chunks, progress, SSH sessions, publishing the image and its upload); ``CreateRun`` is the
+create flow: fetch and check the recipe, wait for repos, build (with a debug shell on a failed
+build when ``enable_debug``), publish. The customize flow is builders/customize.py."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from builders import workdir
+from builders import uploads, workdir
 from builders.backends import backend_for
 from builders.backends.base import Artifact, Backend, BuildContext, BuildError
 from builders.host_config import HostConfig
+from builders.live_log import LiveLog, NoLiveLog
 from builders.report import Reporter
 from builders.ssh_session import SessionError, SshSession
 
@@ -42,6 +43,7 @@ class JobRun:
         config: HostConfig,
         should_stop: Callable[[], bool],
         is_cancelled: Callable[[], bool] = lambda: False,
+        clients: uploads.ClientFactory | None = None,
     ) -> None:
         self.job = job
         self.job_id: str = job["job_id"]
@@ -53,11 +55,22 @@ class JobRun:
         self.ssh = config.ssh
         self._log_lines: list[str] = []
         self._log_lock = threading.Lock()
+        self._clients = clients or uploads.Clients(config.endpoint_url)
+        prefix = job.get("log_chunk_prefix")
+        self._live: LiveLog | NoLiveLog = (
+            LiveLog(s3, job["bucket"], prefix, self._lines_from, config.log_chunk_seconds)
+            if prefix
+            else NoLiveLog()
+        )
 
     def log(self, line: str) -> None:
         stamped = f"{time.strftime('%H:%M:%S')} {line.rstrip()}"
         with self._log_lock:
             self._log_lines.append(stamped)
+
+    def _lines_from(self, start: int) -> list[str]:
+        with self._log_lock:
+            return self._log_lines[start:]
 
     def interrupted(self) -> bool:
         """The host is stopping or the job was cancelled: what a backend sees as should_stop."""
@@ -70,32 +83,70 @@ class JobRun:
             raise Stopped()
 
     def execute(self) -> dict[str, Any]:
-        """Make and publish the image; returns the SendTaskSuccess output.
-        Raises BuildError, Stopped or Cancelled."""
+        """Make and publish the image (and upload it, if the job says where); returns the
+        SendTaskSuccess output. Raises BuildError, Stopped or Cancelled."""
         started = time.monotonic()
         workdir.remove(self.work_dir)
         (self.work_dir / "out").mkdir(parents=True)
+        self._live.start()
         try:
+            upload = uploads.parse(self.job.get("upload"))  # an impossible upload fails now
             artifacts = self.produce()
             self.check_interrupted()
             manifest = self._reporter.publish_image(self.job, artifacts, self.work_dir)
             self.log(f"published {len(manifest['artifacts'])} artifacts and {manifest['key']}")
-            return {
+            output: dict[str, Any] = {
                 "image_id": self.job["image_id"],
                 "artifacts": manifest.pop("artifacts"),
                 "manifest": manifest,
+            }
+            if upload is not None:
+                output["upload_status"] = self._upload(upload, artifacts, output["artifacts"])
+            return {
+                **output,
                 "log_key": self.upload_log(),
                 "node": self._reporter.xname,
                 "build_seconds": round(time.monotonic() - started, 3),
             }
         finally:
+            self._live.close()
             workdir.remove(self.work_dir)
 
     def produce(self) -> list[Artifact]:
         """The job type's work: the artifacts to publish (files in ``work_dir/out``)."""
         raise NotImplementedError
 
+    def _upload(
+        self, spec: uploads.Spec, artifacts: list[Artifact], published: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The job's ``upload`` of the published disk; its success ``upload_status``."""
+        running = spec.status("running")
+        self.step("uploading", upload_status=running)
+        by_key = {f"{self.job['artifact_prefix']}{a.path.name}": a.path for a in artifacts}
+        disks = [
+            uploads.Disk(
+                item["key"], item["type"], by_key[item["key"]], item["size"], item["sha256"]
+            )
+            for item in published
+            if item["type"] in uploads.DISK_TYPE_VALUES
+        ]
+        ctx = uploads.UploadContext(
+            job_id=self.job_id,
+            arch=str(self.job.get("arch") or self._arch),
+            bucket=self.job["bucket"],
+            disks=disks,
+            clients=self._clients,
+            log=self.log,
+            progress=lambda status: self.step(status, upload_status=running),
+            check_interrupted=self.check_interrupted,
+        )
+        status = uploads.run(spec, ctx)
+        self.log(f"I: kiln: upload to {spec.type} done: {status['options']}")
+        return status
+
     def upload_log(self) -> str:
+        """The whole log to ``log_key`` (after the live log's last chunk)."""
+        self._live.close()
         key = self.job["log_key"]
         path = self.work_dir.parent / f"{self.job_id}.log"
         with self._log_lock:
@@ -106,10 +157,15 @@ class JobRun:
             path.unlink(missing_ok=True)
         return key
 
-    def step(self, status: str, ssh_containers: list[dict[str, Any]] | None = None) -> None:
+    def step(
+        self,
+        status: str,
+        ssh_containers: list[dict[str, Any]] | None = None,
+        upload_status: dict[str, Any] | None = None,
+    ) -> None:
         self.check_interrupted()
         self.log(f"== {status}")
-        self._reporter.progress(self.job_id, status, ssh_containers)
+        self._reporter.progress(self.job_id, status, ssh_containers, upload_status)
 
     # -- SSH sessions (customize, enable_debug) ------------------------------------------------
     def ssh_container(self, default_name: str) -> dict[str, Any]:

@@ -37,10 +37,15 @@ class Reporter:
         self._sqs.send_message(QueueUrl=self._events, MessageBody=json.dumps(message))
 
     def progress(
-        self, job_id: str, status: str, ssh_containers: list[dict[str, Any]] | None = None
+        self,
+        job_id: str,
+        status: str,
+        ssh_containers: list[dict[str, Any]] | None = None,
+        upload_status: dict[str, Any] | None = None,
     ) -> None:
         """A job's step; with an SSH session, its containers (name, jail, status,
-        connection_info) as IMS shows them on the job."""
+        connection_info) as IMS shows them on the job; while uploading, the upload's status
+        ({"type", "status": "running", "options": {}})."""
         message: dict[str, Any] = {
             "type": "progress",
             "job_id": job_id,
@@ -50,6 +55,8 @@ class Reporter:
         }
         if ssh_containers is not None:
             message["ssh_containers"] = ssh_containers
+        if upload_status is not None:
+            message["upload_status"] = upload_status
         self.event(message)
 
     def node_heartbeat(

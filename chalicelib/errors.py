@@ -37,3 +37,48 @@ class Conflict(DomainError):
 
 class Invalid(DomainError):
     status, title = 422, "Unprocessable Entity"
+
+
+# -- compose requests (the composer face maps each to its registry code) -----------------------
+class ComposeRejected(DomainError):
+    status, title = 400, "Bad Request"
+
+
+class UnsupportedDistribution(ComposeRejected):
+    """No build backend here builds this distribution."""
+
+
+class UnsupportedArchitecture(ComposeRejected):
+    """Not an architecture Kiln builds for."""
+
+
+class UnsupportedImageType(ComposeRejected):
+    """The distribution's backend does not make this image type."""
+
+
+class InvalidRepository(ComposeRejected):
+    """A repository Kiln cannot use."""
+
+
+class NoBaseURLInPayloadRepository(ComposeRejected):
+    """A payload repository without a baseurl."""
+
+
+class InvalidNumberOfImageBuilds(ComposeRejected):
+    """Neither or both of image_request and image_requests, or an empty list."""
+
+
+class KojiNotConfigured(ComposeRejected):
+    """A koji section, and no Koji hub is configured."""
+
+
+class InvalidUploadOptions(ComposeRejected):
+    """upload_options that do not fit the image type's upload target."""
+
+
+class InvalidComposeRequest(ComposeRejected):
+    """Any other field of the request that is malformed."""
+
+
+class UnsupportedMediaType(DomainError):
+    status, title = 415, "Unsupported Media Type"

@@ -21,6 +21,9 @@ DISK_QCOW2 = "application/vnd.kiln.image.disk.qcow2"
 DISK_RAW = "application/vnd.kiln.image.disk.raw"
 DISK_VMDK = "application/vnd.kiln.image.disk.vmdk"
 DISK_TYPES = {"qcow2": DISK_QCOW2, "raw": DISK_RAW, "vmdk": DISK_VMDK}
+# Build metadata of kiln-debian builds (packages.json, build-plan.json; docs/recipes.md).
+PACKAGES_JSON = "application/vnd.kiln.packages+json"
+BUILD_PLAN_JSON = "application/vnd.kiln.build-plan+json"
 
 
 class BuildError(Exception):

@@ -1,9 +1,10 @@
 """``kiln-debian`` backend: Debian images built with mmdebstrap, packed with mksquashfs.
 
-The recipe format (recipe.yaml) is in docs/recipes.md; parsing is in debian_recipe.py, the
-mirror choice in debian_mirror.py, the customize script in debian_script.py. This module runs
-the tools: mmdebstrap into ``<work_dir>/rootfs`` with one customize hook, then mksquashfs
-with fixed timestamps, then copies the kernel and initrd.
+The recipe format (recipe.yaml) is in docs/recipes.md; parsing is in debian_recipe.py (extra
+repositories: debian_repos.py), the mirror choice in debian_mirror.py, the customize script in
+debian_script.py, the build metadata in debian_build_info.py. This module runs the tools:
+mmdebstrap into ``<work_dir>/rootfs`` with one customize hook, then mksquashfs with fixed
+timestamps, then copies the kernel and initrd, makes the disks, writes the build metadata.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from builders.backends import debian_build_info as build_info
 from builders.backends import debian_mirror as mirrors
 from builders.backends import debian_recipe as recipes
+from builders.backends import debian_repos as repos
 from builders.backends import debian_script as scripts
 from builders.backends import disk_image as disks
 from builders.backends import tool_process
@@ -73,6 +76,7 @@ class DebianBackend:
     def wait_for_repos(self, ctx: BuildContext) -> None:
         recipe = recipes.load_recipe(ctx.recipe_dir, ctx.template)
         mirror = mirrors.resolve_mirror(recipe, self._environ, self._etc_apt)
+        repos.check_against_mirror(recipe.repositories, mirror, recipe.suite)
         url = f"{mirror}/dists/{recipe.suite}/Release"
         debarch = recipes.debian_arch(ctx.arch)
         wait_for_index(
@@ -91,11 +95,37 @@ class DebianBackend:
             ),
         )
         ctx.log(f"I: kiln: package mirror {mirror} has suite {recipe.suite}")
+        for index, repository in enumerate(recipe.repositories):
+            self._wait_for_repository(repository, f"repositories[{index}]", debarch, ctx)
+
+    def _wait_for_repository(
+        self, repository: repos.Repository, where: str, debarch: str, ctx: BuildContext
+    ) -> None:
+        url = repository.release_url
+        wait_for_index(
+            url,
+            ctx,
+            wait_seconds=self._repo_wait_seconds,
+            not_found=(
+                f"{where}: suite {repository.suite!r} does not exist on {repository.url} ({url} "
+                f"answered 404 Not Found); check {where}.url and {where}.suite in recipe.yaml"
+            ),
+            check=lambda release: _prefixed(
+                where, mirrors.release_mismatch(release, repository, debarch)
+            ),
+            gave_up=lambda problem: (
+                f"{where}: repository {repository.url} did not answer for suite "
+                f"{repository.suite} within {self._repo_wait_seconds:.0f} s ({problem}); "
+                f"check {where}.url in recipe.yaml or the build host's network"
+            ),
+        )
+        ctx.log(f"I: kiln: {where}: {repository.url} has suite {repository.suite}")
 
     def build(self, ctx: BuildContext) -> list[Artifact]:
         recipe = recipes.load_recipe(ctx.recipe_dir, ctx.template)
         debarch = recipes.debian_arch(ctx.arch)
         mirror = mirrors.resolve_mirror(recipe, self._environ, self._etc_apt)
+        repos.check_against_mirror(recipe.repositories, mirror, recipe.suite)
         stage_dir = ctx.work_dir / "kiln-stage"
         rootfs = ctx.work_dir / "rootfs"
         if recipe.disk is not None and (missing := disks.missing_tools(_CHROOT_PATH)):
@@ -104,10 +134,15 @@ class DebianBackend:
                 "install the packages named"
             )
         staged = scripts.stage_files(recipe, ctx.template, stage_dir)
+        sources = repos.apt_sources(recipe.repositories, stage_dir)
+        info_dir = stage_dir / build_info.INFO_DIR
         script = stage_dir / "customize.sh"
-        script.write_text(scripts.customize_script(recipe, staged))
+        script.write_text(scripts.customize_script(recipe, staged, sources, info_dir))
         env = self._build_env(ctx.source_date_epoch)
-        command = _mmdebstrap_command(recipe, debarch, mirror, rootfs, script)
+        command = _mmdebstrap_command(
+            recipe, debarch, mirror, rootfs, script, sources.mmdebstrap_lines
+        )
+        releases = build_info.fetch_sources(recipe, mirror, ctx)
         ctx.log(f"I: kiln: {shlex.join(command)}")
         try:
             try:
@@ -117,8 +152,14 @@ class DebianBackend:
             ctx.out_dir.mkdir(parents=True, exist_ok=True)
             artifacts = [_make_squashfs(rootfs, recipe, env, ctx)]
             artifacts += _boot_artifacts(rootfs, recipe, ctx)
+            tools = list(build_info.BUILD_TOOLS)
             if recipe.disk is not None:
                 artifacts += _disk_artifacts(rootfs, recipe.disk, artifacts[0].path, env, ctx)
+                tools += build_info.DISK_TOOLS
+            versions = build_info.tool_versions(tools, env)
+            artifacts += build_info.write_artifacts(
+                ctx, recipe, releases, debarch, info_dir, versions
+            )
             return artifacts
         except BuildError as exc:  # leave the half-built root for a debug shell (enable_debug)
             if exc.root is None and rootfs.is_dir():
@@ -138,9 +179,19 @@ class DebianBackend:
         return env
 
 
+def _prefixed(where: str, problem: str | None) -> str | None:
+    return None if problem is None else f"{where}: {problem}"
+
+
 def _mmdebstrap_command(
-    recipe: recipes.Recipe, debarch: str, mirror: str, rootfs: Path, script: Path
+    recipe: recipes.Recipe,
+    debarch: str,
+    mirror: str,
+    rootfs: Path,
+    script: Path,
+    extra_sources: Sequence[str] = (),
 ) -> list[str]:
+    """mmdebstrap's arguments: the mirror, then each extra repository as a ``deb`` line."""
     packages = list(recipe.packages)
     if recipe.kernel:
         packages += [p for p in recipes.kernel_packages(debarch) if p not in packages]
@@ -159,7 +210,7 @@ def _mmdebstrap_command(
         command.append(f"--include={','.join(packages)}")
     if _SNAPSHOT_MIRROR.search(mirror):  # a snapshot archive is old on purpose
         command.append('--aptopt=Acquire::Check-Valid-Until "false"')
-    return command + [recipe.suite, str(rootfs), mirror]
+    return command + [recipe.suite, str(rootfs), mirror, *extra_sources]
 
 
 def _run(command: Sequence[str], env: Mapping[str, str], ctx: BuildContext) -> None:

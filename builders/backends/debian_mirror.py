@@ -8,11 +8,22 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from builders.backends.base import BuildError
 from builders.backends.debian_recipe import Recipe
 
 MIRROR_ENV = "KILN_DEBIAN_MIRROR"
+
+
+class Suite(Protocol):
+    """What a suite's Release file is checked against: a recipe, or one of its repositories."""
+
+    @property
+    def suite(self) -> str: ...
+
+    @property
+    def components(self) -> tuple[str, ...]: ...
 
 
 def resolve_mirror(recipe: Recipe, environ: Mapping[str, str], etc_apt: Path) -> str:
@@ -47,8 +58,9 @@ def host_apt_mirror(etc_apt: Path) -> str | None:
     return None
 
 
-def release_mismatch(release: str, recipe: Recipe, debarch: str) -> str | None:
-    """Why a suite's Release file (its text) cannot serve the recipe, or None if it can."""
+def release_mismatch(release: str, recipe: Suite, debarch: str) -> str | None:
+    """Why a suite's Release file (its text) cannot serve the recipe (or one of its
+    repositories), or None if it can."""
     fields = dict(re.findall(r"^(Architectures|Components): *(.*)$", release, re.MULTILINE))
     arches = fields.get("Architectures", "").split()
     if arches and debarch not in arches:

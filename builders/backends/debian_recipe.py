@@ -3,7 +3,8 @@
 Pure python (no subprocesses). ``builders/backends/debian.py`` runs the tools; everything that
 can be checked before a build starts is checked here, so mistakes fail fast with a message
 that names the field and says what is allowed. The format is documented in docs/recipes.md.
-The package mirror is chosen in debian_mirror.py, the customize script made in debian_script.py.
+The package mirror is chosen in debian_mirror.py, the customize script made in debian_script.py;
+the extra repositories (``repositories:``) are parsed in debian_repos.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import yaml
 
 from builders.backends import recipe_fields as fields
 from builders.backends.base import BuildError
+from builders.backends.debian_repos import COMPONENT, SUITE, Repository, parse_repositories
 
 RECIPE_FILE = fields.RECIPE_FILE
 DEBIAN_ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}
@@ -31,9 +33,11 @@ FIELDS = (
     "variant",
     "mirror",
     "components",
+    "repositories",
     "packages",
     "kernel",
     "hostname",
+    "groups",
     "users",
     "files",
     "customize",
@@ -42,15 +46,15 @@ FIELDS = (
 )
 USER_FIELDS = ("name", "uid", "groups", "shell", "ssh_authorized_keys")
 FILE_FIELDS = ("src", "dest", "mode", "owner", "template")
-DISK_FIELDS = ("formats", "size")
+DISK_FIELDS = ("formats", "size", "min_size")
 DISK_FORMATS = ("qcow2", "raw", "vmdk")
 DISK_MIN_SIZE = 256 << 20
 DISK_MAX_SIZE = 16 << 40
 _SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 _TEMPLATE_KEY = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-_SUITE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
-_COMPONENT = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_SUITE = SUITE
+_COMPONENT = COMPONENT
 # name, optional :arch, optional =version or /release (what apt and --include accept)
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?([=/][A-Za-z0-9.+:~-]+)?$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -83,6 +87,7 @@ class FileCopy:
 class Disk:
     formats: tuple[str, ...]  # qcow2, raw, vmdk: one artifact each
     size: int | None  # bytes, a whole number of MiB; None: the root file system + headroom
+    min_size: int | None = None  # with size None: at least this many bytes (whole MiB)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +104,8 @@ class Recipe:
     customize: tuple[str, ...]
     squashfs_compression: str
     disk: Disk | None = None  # also make a bootable GPT disk image (disk_image.py)
+    repositories: tuple[Repository, ...] = ()  # extra apt repositories (debian_repos.py)
+    groups: tuple[str, ...] = ()  # groups made (groupadd --system) before the users
 
 
 def debian_arch(arch: str) -> str:
@@ -130,6 +137,15 @@ def render_template(text: str, template: Mapping[str, str], where: str) -> str:
 
 def load_recipe(recipe_dir: Path, template: Mapping[str, str]) -> Recipe:
     """Read, template and validate ``recipe.yaml`` from an unpacked recipe archive."""
+    return parse_recipe(_templated_text(recipe_dir, template), recipe_dir)
+
+
+def recipe_document(recipe_dir: Path, template: Mapping[str, str]) -> dict[str, Any]:
+    """recipe.yaml after templating, as the mapping YAML gives (for the build plan)."""
+    return _document(_templated_text(recipe_dir, template))
+
+
+def _templated_text(recipe_dir: Path, template: Mapping[str, str]) -> str:
     path = recipe_dir / RECIPE_FILE
     if not path.is_file():
         raise BuildError(f"the recipe archive has no {RECIPE_FILE} at its top level")
@@ -137,23 +153,33 @@ def load_recipe(recipe_dir: Path, template: Mapping[str, str]) -> Recipe:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise BuildError(f"{RECIPE_FILE} is not UTF-8 text") from None
-    return parse_recipe(render_template(text, template, RECIPE_FILE), recipe_dir)
+    return render_template(text, template, RECIPE_FILE)
 
 
-def parse_recipe(text: str, recipe_dir: Path) -> Recipe:
-    """Validate already-templated recipe.yaml text; file paths are checked against recipe_dir."""
+def _document(text: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise BuildError(f"{RECIPE_FILE} is not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise BuildError(f"{RECIPE_FILE} must be a mapping of fields (suite: ..., packages: ...)")
+    return data
+
+
+def parse_recipe(text: str, recipe_dir: Path) -> Recipe:
+    """Validate already-templated recipe.yaml text; file paths are checked against recipe_dir."""
+    data = _document(text)
     fields.reject_unknown(data, FIELDS, RECIPE_FILE)
     kernel = fields.boolean(data, "kernel", default=False)
+    suite = fields.matching(
+        data, "suite", _SUITE, "a Debian suite name like bookworm", required=True
+    )
+    groups = fields.matching_list(data, "groups", _ACCOUNT, "group names like wheel", ())
+    if len(set(groups)) != len(groups):
+        twice = next(name for name in groups if groups.count(name) > 1)
+        raise BuildError(f"groups lists {twice!r} twice")
     return Recipe(
-        suite=fields.matching(
-            data, "suite", _SUITE, "a Debian suite name like bookworm", required=True
-        ),
+        suite=suite,
         variant=fields.choice(data, "variant", VARIANTS, "minbase"),
         mirror=_mirror(data.get("mirror")),
         components=fields.matching_list(data, "components", _COMPONENT, "like main", ("main",)),
@@ -170,6 +196,8 @@ def parse_recipe(text: str, recipe_dir: Path) -> Recipe:
         customize=fields.strings(data, "customize", "shell commands"),
         squashfs_compression=fields.choice(data, "squashfs_compression", COMPRESSIONS, "zstd"),
         disk=_disk(data.get("disk"), kernel) if "disk" in data else None,
+        repositories=parse_repositories(data, suite),
+        groups=groups,
     )
 
 
@@ -311,21 +339,28 @@ def _disk(item: object, kernel: bool) -> Disk:
             )
     if len(set(formats)) != len(formats):
         raise BuildError(f"disk.formats lists a format twice: {', '.join(formats)}")
-    return Disk(formats=formats, size=_disk_size(data.get("size")))
+    size, min_size = _disk_size(data, "size"), _disk_size(data, "min_size")
+    if size is not None and min_size is not None:
+        raise BuildError(
+            "disk.size and disk.min_size exclude each other: size is the exact size of the "
+            "disk, min_size the least (more if the content needs it); set one of them"
+        )
+    return Disk(formats=formats, size=size, min_size=min_size)
 
 
-def _disk_size(value: object) -> int | None:
+def _disk_size(data: dict[Any, Any], key: str) -> int | None:
     """``2G``, ``512M``, ``1536MiB``, ``1T`` (binary units) to bytes, rounded up to MiB."""
+    value = data.get(key)
     if value is None:
         return None
     match = _SIZE.match(value.strip()) if isinstance(value, str) else None
     if match is None:
         raise BuildError(
-            "disk.size must be a size with a unit (K, M, G or T, binary), like 2G or 512M; "
+            f"disk.{key} must be a size with a unit (K, M, G or T, binary), like 2G or 512M; "
             f"got {fields.describe(value)}"
         )
     size = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
     size = -(-size // (1 << 20)) * (1 << 20)
     if not DISK_MIN_SIZE <= size <= DISK_MAX_SIZE:
-        raise BuildError(f"disk.size must be between 256M and 16T, got {value!r}")
+        raise BuildError(f"disk.{key} must be between 256M and 16T, got {value!r}")
     return size

@@ -1,8 +1,9 @@
 """The customize script mmdebstrap runs for a kiln-debian recipe, and the files it installs.
 
 Pure python (no subprocesses): stage_files copies (and templates) the recipe's ``files`` into a
-staging directory, customize_script writes the shell script that puts the hostname, users,
-files and customize commands into the image. ``builders/backends/debian.py`` runs it.
+staging directory, customize_script writes the shell script that puts the extra apt sources,
+hostname, groups, users, files and customize commands into the image and collects the build
+metadata (debian_build_info.py reads it). ``builders/backends/debian.py`` runs it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
+from builders.backends import debian_build_info as build_info
 from builders.backends.debian_recipe import FileCopy, Recipe, User, render_template
+from builders.backends.debian_repos import IMAGE_LIST, AptSources
 
 
 def stage_files(recipe: Recipe, template: Mapping[str, str], stage_dir: Path) -> list[Path]:
@@ -35,18 +38,26 @@ def stage_files(recipe: Recipe, template: Mapping[str, str], stage_dir: Path) ->
     return staged
 
 
-def customize_script(recipe: Recipe, staged: list[Path]) -> str:
+def customize_script(
+    recipe: Recipe, staged: list[Path], sources: AptSources, info_dir: Path
+) -> str:
     """The shell script mmdebstrap runs as a customize hook (``sh script "$1"``, $1 = image root).
 
-    Order: hostname, users, files, customize commands, SSH host key unit, reproducibility
-    cleanup. Everything that writes into the image does so through ``chroot`` so symlinks in the
-    image resolve inside it, never on the build host.
+    Order: extra apt sources, hostname, groups, users, files, customize commands, SSH host key
+    unit, build metadata (into ``info_dir``), reproducibility cleanup. Everything that writes
+    into the image does so through ``chroot`` so symlinks in the image resolve inside it, never
+    on the build host.
     """
-    parts = [_SCRIPT_HEADER, _hostname_part(recipe.hostname)]
+    parts = [_SCRIPT_HEADER]
+    if sources.image_list:
+        parts.append(_sources_part(sources))
+    parts.append(_hostname_part(recipe.hostname))
+    parts += [_group_part(group, f"groups[{i}]") for i, group in enumerate(recipe.groups)]
     parts += [_user_part(user, f"users[{i}]") for i, user in enumerate(recipe.users)]
     parts += [_file_part(file, staged[i], f"files[{i}]") for i, file in enumerate(recipe.files)]
     parts += [_customize_part(cmd, f"customize[{i}]") for i, cmd in enumerate(recipe.customize)]
     parts.append(_SSH_HOSTKEYS_PART)
+    parts.append(_metadata_part(info_dir))
     keep_resolv_conf = any(file.dest == "/etc/resolv.conf" for file in recipe.files)
     parts.append(_cleanup_part(keep_resolv_conf))
     return "\n".join(parts)
@@ -114,8 +125,61 @@ _DROP_HOST_RESOLV_CONF = (
 )
 
 
+_MISSING_GROUPS = "do the groups exist in the image? add missing ones to 'groups'"
+
+
+def _metadata_part(info_dir: Path) -> str:
+    """The installed packages (dpkg-query in the image) and the Packages indexes apt used
+    (listed by the host's apt with mmdebstrap's configuration, copied uncompressed), for
+    debian_build_info.py; before mmdebstrap's clean-up removes the package lists."""
+    tab = "\t"
+    installed = f"${{Package}}{tab}${{Version}}{tab}${{Architecture}}{tab}${{Status}}\\n"
+    targets = f"$(FILENAME){tab}$(REPO_URI)"
+    info = _q(str(info_dir))
+    no_index = "W: kiln: build metadata: no package index list; packages.json lacks checksums"
+    return f"""\
+say "build metadata: installed packages and their package index entries"
+info={info}
+rm -rf "$info"
+mkdir -p "$info/{build_info.LISTS_DIR}"
+chroot "$root" dpkg-query -W -f {_q(installed)} > "$info/{build_info.INSTALLED_FILE}" \\
+    || fail "build metadata: dpkg-query failed"
+if [ -n "${{MMDEBSTRAP_APT_CONFIG:-}}" ] && APT_CONFIG="$MMDEBSTRAP_APT_CONFIG" \\
+    apt-get indextargets --format {_q(targets)} 'Identifier: Packages' > "$info/targets"; then
+    n=0
+    while IFS={_q(tab)} read -r list uri; do
+        case "$list" in "$root"/*) ;; *) continue ;; esac
+        [ -f "$list" ] || continue
+        n=$((n + 1))
+        /usr/lib/apt/apt-helper cat-file "$list" > "$info/{build_info.LISTS_DIR}/$n" \\
+            || fail "build metadata: cannot read $list"
+        printf '%s\\t%s\\n' "$n" "$uri" >> "$info/{build_info.SOURCES_FILE}"
+    done < "$info/targets"
+else
+    printf '%s\\n' {_q(no_index)} >&2
+fi
+"""
+
+
 def _q(text: str) -> str:
     return shlex.quote(text)
+
+
+def _sources_part(sources: AptSources) -> str:
+    """Move the extra repositories mmdebstrap put into /etc/apt/sources.list (with keyrings in
+    the staging directory) to IMAGE_LIST, with their keyrings in the image."""
+    lines = [f"say {_q(f'extra apt repositories: {IMAGE_LIST}')}"]
+    for staged, in_image in sources.keyrings:
+        lines.append(f"put_file {_q(in_image)} 0644 root:root < {_q(str(staged))}")
+    lines.append(f"printf '%s' {_q(sources.image_list)} | put_file {IMAGE_LIST} 0644 root:root")
+    drop = " ".join(f"-e {_q(line)}" for line in ("", *sources.mmdebstrap_lines))
+    lines += [
+        'if chroot "$root" test -f /etc/apt/sources.list; then',
+        f'    kept=$(chroot "$root" cat /etc/apt/sources.list | grep -v -x -F {drop} || true)',
+        "    printf '%s\\n' \"$kept\" | put_file /etc/apt/sources.list 0644 root:root",
+        "fi",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _hostname_part(hostname: str) -> str:
@@ -128,6 +192,16 @@ def _hostname_part(hostname: str) -> str:
         f"printf '%s\\n' {_q(hostname)} | put_file /etc/hostname 0644 root:root\n"
         f"printf '%s\\n' {' '.join(_q(line) for line in hosts)} \\\n"
         "    | put_file /etc/hosts 0644 root:root\n"
+    )
+
+
+def _group_part(group: str, where: str) -> str:
+    name = _q(group)
+    return (
+        f"say {_q(f'group {group}')}\n"
+        f'if ! chroot "$root" getent group {name} >/dev/null; then\n'
+        f'    chroot "$root" groupadd --system {name} || fail {_q(f"{where}: groupadd failed")}\n'
+        "fi\n"
     )
 
 
@@ -146,12 +220,12 @@ def _user_part(user: User, where: str) -> str:
     if user.groups:
         lines.append(
             f'    chroot "$root" usermod --append --groups {groups} {name} \\\n'
-            f"        || fail {_q(f'{where}: adding groups failed (do they exist in the image?)')}"
+            f"        || fail {_q(f'{where}: adding groups failed ({_MISSING_GROUPS})')}"
         )
     lines += [
         "else",
         f'    chroot "$root" {" ".join(useradd)} {name} \\',
-        f"        || fail {_q(f'{where}: useradd failed (do the groups exist in the image?)')}",
+        f"        || fail {_q(f'{where}: useradd failed ({_MISSING_GROUPS})')}",
         "fi",
     ]
     if user.ssh_authorized_keys:

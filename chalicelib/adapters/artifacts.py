@@ -29,6 +29,16 @@ def job_log_key(job_id: str) -> str:
     return f"jobs/{job_id}/build.log"
 
 
+def job_log_chunk_prefix(job_id: str) -> str:
+    """While a job runs, its host writes the log as numbered chunks under this prefix."""
+    return f"jobs/{job_id}/log/"
+
+
+def compose_recipe_key(compose_id: str, index: int) -> str:
+    """The kiln-debian recipe archive Kiln generated for a compose's image request."""
+    return f"composes/{compose_id}/{index}/recipe.tar.gz"
+
+
 def job_cancel_key(job_id: str) -> str:
     """Present once a job's owner cancelled it; the build host watches for it."""
     return f"control/jobs/{job_id}/cancel"
@@ -178,3 +188,24 @@ class ArtifactStore:
             Body=json.dumps(document).encode(),
             ContentType="application/json",
         )
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    def sizes(self, prefix: str) -> list[tuple[str, int]]:
+        """(key, size) of every object under ``prefix``, in key order."""
+        paginator = self._s3.get_paginator("list_objects_v2")
+        found = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            found += [(item["Key"], int(item["Size"])) for item in page.get("Contents", [])]
+        return sorted(found)
+
+    def read_from(self, key: str, start: int) -> bytes:
+        """The object's bytes from ``start`` on (all of it when ``start`` is 0)."""
+        if start <= 0:
+            return self.read(key)
+        body = self._s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-")["Body"]
+        try:
+            return bytes(body.read())
+        finally:
+            body.close()

@@ -176,6 +176,29 @@ class JobModel(TenantRecord):
     host_answered = NumberAttribute(null=True)  # epoch seconds, when the host sent its result
     ssh_containers = JSONAttribute(default=list)  # [{name, jail, status, connection_info}]
     cancelled = BooleanAttribute(default=False)
+    # a composer image build: its compose, generated recipe archive, upload target and outcome
+    compose_id = UnicodeAttribute(null=True)
+    recipe_key = UnicodeAttribute(null=True)
+    recipe_sha256 = UnicodeAttribute(null=True)
+    upload = JSONAttribute(null=True)  # {"type", "options"} as the host gets it
+    upload_status = JSONAttribute(null=True)  # {"type", "status", "options"} from the host
+    artifacts = JSONAttribute(null=True)  # [{"key", "type", "size", "sha256"}] once built
+    version = VersionAttribute()
+
+
+class ComposeModel(TenantRecord):
+    """A composer compose: the request as sent and one job per image request."""
+
+    class Meta:
+        table_name = "kiln-composes"
+
+    by_tenant = ByTenant()
+    by_kind = ByKind()
+    distribution = UnicodeAttribute()
+    request = JSONAttribute()
+    job_ids = JSONAttribute(default=list)  # in image-request order
+    image_types = JSONAttribute(default=list)  # in image-request order
+    recipes = JSONAttribute(default=list)  # the recipe generated for each image request
     version = VersionAttribute()
 
 
@@ -205,6 +228,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     PublicKeyModel,
     ImageModel,
     JobModel,
+    ComposeModel,
     BuildNodeModel,
 )
 

@@ -22,8 +22,10 @@ def record_progress(
     node: str | None,
     at: float | None,
     ssh_containers: list[dict[str, Any]] | None = None,
+    upload_status: dict[str, Any] | None = None,
 ) -> str:
-    """A host reported progress (and, for a shell, how to reach it)."""
+    """A host reported progress (and, for a shell, how to reach it; for an upload, how it
+    goes)."""
     outcome = {"value": "unchanged"}
 
     def change(job: JobModel) -> None:
@@ -35,6 +37,8 @@ def record_progress(
             job.host_started = at
         if ssh_containers is not None:
             job.ssh_containers = ssh_containers
+        if upload_status is not None:
+            job.upload_status = upload_status
         if status != job.status and can_move(JOB_TRANSITIONS, job.status, status):
             set_status(job, status)
             outcome["value"] = status
@@ -69,6 +73,8 @@ def succeeded(job_id: str, output: dict[str, Any], store: ArtifactStore) -> str:
         build_node=output.get("node") or job.build_node,
         host_answered=output.get("answered_at"),
         ssh_containers=_closed(job.ssh_containers),
+        artifacts=output.get("artifacts"),
+        upload_status=output.get("upload_status") or job.upload_status,
     )
     observability.count("JobsSucceeded")
     observability.seconds("BuildSeconds", float(output.get("build_seconds", 0)))

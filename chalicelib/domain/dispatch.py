@@ -17,6 +17,7 @@ from chalicelib.adapters.artifacts import (
     ArtifactStore,
     image_prefix,
     job_cancel_key,
+    job_log_chunk_prefix,
     job_log_key,
 )
 from chalicelib.adapters.models import ImageModel, JobModel, PublicKeyModel, RecipeModel
@@ -119,7 +120,7 @@ def _claim(job: JobModel) -> None:
 
 def job_input(job: JobModel, store: ArtifactStore, settings: Settings) -> dict[str, Any]:
     """What the state machine carries to the build host (the host never reads DynamoDB)."""
-    key = records.find(PublicKeyModel, job.public_key_id)
+    key = records.find(PublicKeyModel, job.public_key_id) if job.public_key_id else None
     message: dict[str, Any] = {
         "job_id": job.id,
         "job_type": job.job_type,
@@ -131,6 +132,7 @@ def job_input(job: JobModel, store: ArtifactStore, settings: Settings) -> dict[s
         "image_id": job.planned_image_id,
         "artifact_prefix": image_prefix(job.planned_image_id),
         "log_key": job_log_key(job.id),
+        "log_chunk_prefix": job_log_chunk_prefix(job.id),
         "cancel_key": job_cancel_key(job.id),
         "image_root_archive_name": job.image_root_archive_name,
         "kernel_file_name": job.kernel_file_name,
@@ -148,6 +150,14 @@ def job_input(job: JobModel, store: ArtifactStore, settings: Settings) -> dict[s
         image = records.find(ImageModel, job.artifact_id)
         manifest = store.own_key(image.link["path"]) if image and image.link else None
         message["source_image"] = {"image_id": job.artifact_id, "manifest_key": manifest}
+        return message
+    if job.compose_id:  # a composer image: the recipe Kiln generated, and the upload target
+        message["recipe"] = {
+            "bucket": store.bucket,
+            "key": job.recipe_key,
+            "sha256": job.recipe_sha256,
+        }
+        message["upload"] = job.upload
         return message
     recipe = records.find(RecipeModel, job.artifact_id)
     if recipe is not None:

@@ -9,11 +9,17 @@ import time
 
 from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore, node_control_key
-from chalicelib.adapters.models import BuildNodeModel, ImageModel, JobModel, RecipeModel
+from chalicelib.adapters.models import (
+    BuildNodeModel,
+    ComposeModel,
+    ImageModel,
+    JobModel,
+    RecipeModel,
+)
 from chalicelib.domain import build_nodes
 
 #: Kiln's own key prefixes: prefix -> who owns "prefix<id>/..."
-_OWNED_PREFIXES = ("recipes/", "images/", "jobs/", "control/jobs/")
+_OWNED_PREFIXES = ("recipes/", "images/", "jobs/", "control/jobs/", "composes/")
 
 
 def _owner_exists(prefix: str, owner_id: str) -> bool:
@@ -24,6 +30,8 @@ def _owner_exists(prefix: str, owner_id: str) -> bool:
             return True
         # a running build writes here before its image record exists
         return any(j.planned_image_id == owner_id for j in JobModel.by_unfinished.query("job"))
+    if prefix == "composes/":
+        return records.find(ComposeModel, owner_id) is not None
     return records.find(JobModel, owner_id) is not None
 
 

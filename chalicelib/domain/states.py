@@ -11,6 +11,8 @@ JOB_STATUSES = (
     "waiting_for_repos",
     "building_image",
     "waiting_on_user",
+    "uploading",
+    "registering",
     "error",
     "success",
 )
@@ -29,7 +31,9 @@ _ACTIVE_AFTER: dict[str, frozenset[str]] = {
     "fetching_image": frozenset({"waiting_on_user", "building_image"}),
     "fetching_recipe": frozenset({"waiting_for_repos", "building_image"}),
     "waiting_for_repos": frozenset({"building_image"}),
-    "building_image": frozenset({"waiting_on_user"}),
+    "building_image": frozenset({"waiting_on_user", "uploading"}),
+    "uploading": frozenset({"registering"}),
+    "registering": frozenset(),
     "waiting_on_user": frozenset({"building_image"}),
 }
 

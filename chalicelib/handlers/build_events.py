@@ -35,12 +35,14 @@ def handle_one(message: dict[str, Any], box: Container) -> str:
     log = observability.logger()
     if kind == "progress" and job_id:
         containers = message.get("ssh_containers")
+        upload = message.get("upload_status")
         outcome = build_results.record_progress(
             job_id,
             str(message.get("status")),
             message.get("node"),
             message.get("time"),
             list(containers) if isinstance(containers, list) else None,
+            dict(upload) if isinstance(upload, dict) else None,
         )
     elif kind == "result" and job_id and message.get("outcome") == "success":
         outcome = build_results.succeeded(job_id, message.get("output") or {}, box.artifacts)

@@ -69,3 +69,12 @@ class StackProcess:
         return requests.request(
             method, f"{self.info['ims_url']}{path}", headers=headers, timeout=30, **kwargs
         )
+
+    def composer(
+        self, method: str, path: str, role: str = "user", **kwargs: Any
+    ) -> requests.Response:
+        """A call to the osbuild-composer cloud API face."""
+        headers = {"Authorization": f"Bearer {self.info['tokens'][role]}"}
+        return requests.request(
+            method, f"{self.info['composer_url']}{path}", headers=headers, timeout=30, **kwargs
+        )

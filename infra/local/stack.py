@@ -242,6 +242,7 @@ class LocalStack:
         stack = {
             "api_url": self.api_url,
             "ims_url": f"{self.api_url}/apis/ims",
+            "composer_url": f"{self.api_url}/api/image-builder-composer/v2",
             "aws_endpoint_url": os.environ["AWS_ENDPOINT_URL"],
             "region": REGION,
             "artifact_bucket": self.provisioned.bucket,
@@ -294,6 +295,7 @@ def main() -> None:
         info = stack.start()
         print(
             f"\nKiln is up.\n  API:        {info['api_url']}  (IMS at {info['ims_url']})\n"
+            f"  Composer:   {info['composer_url']}\n"
             f"  AWS (moto): {info['aws_endpoint_url']}\n"
             f"  Hosts:      {', '.join(info['build_hosts']) or 'none'}\n"
             + "".join(f"              ({note})\n" for note in stack.options.hosts_not_started)

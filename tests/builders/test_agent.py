@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 import uuid
@@ -20,7 +21,13 @@ from builders.job_run import CANCELLED
 from chalicelib.config import BUILD_EVENTS_QUEUE, build_queue_name
 from tests.conftest import BUCKET, MotoStack, make_archive
 
-XNAME = "test-x86"
+# One host name and SSH port range per pytest-xdist worker: a starting agent stops the SSH
+# servers left under /run/kiln-ssh/<xname>/, and a test may check its session's port is closed
+# afterwards; neither must touch another worker's live sessions.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+XNAME = f"test-x86-{_WORKER}"
+_FIRST_PORT = 2200 + 20 * (int(_WORKER.removeprefix("gw") or 0) % 5)
+SSH_PORTS = (_FIRST_PORT, _FIRST_PORT + 19)
 
 
 class Harness:
@@ -43,6 +50,7 @@ class Harness:
             poll_wait_seconds=1,
             node_heartbeat_seconds=1,
             bucket=BUCKET,
+            ssh_ports=SSH_PORTS,
         )
         if registered is not None:
             self.register(registered)
@@ -164,7 +172,7 @@ def test_success_publishes_artifacts_manifest_and_log(harness: Harness) -> None:
     result = harness.result(job["job_id"])
     assert result["outcome"] == "success"
     output = result["output"]
-    assert output["image_id"] == job["image_id"] and output["node"] == "test-x86"
+    assert output["image_id"] == job["image_id"] and output["node"] == XNAME
     manifest = json.loads(
         harness.s3.get_object(Bucket=BUCKET, Key=output["manifest"]["key"])["Body"].read()
     )

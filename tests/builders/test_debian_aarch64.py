@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -9,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from builders.backends.base import ROOTFS_SQUASHFS, BuildContext
+from builders.backends.base import BUILD_PLAN_JSON, PACKAGES_JSON, ROOTFS_SQUASHFS, BuildContext
 from builders.backends.debian import DebianBackend
 from infra.local import emulation
 
@@ -99,7 +100,11 @@ def test_aarch64_rootfs_has_an_aarch64_shell(tmp_path: Path) -> None:
     artifacts = backend.build(ctx)
     print(f"aarch64 rootfs built in {time.monotonic() - started:.0f} s")
 
-    assert [artifact.type for artifact in artifacts] == [ROOTFS_SQUASHFS]
+    assert [artifact.type for artifact in artifacts] == [
+        ROOTFS_SQUASHFS,
+        PACKAGES_JSON,
+        BUILD_PLAN_JSON,
+    ]
     squashfs = artifacts[0].path
     shell = resolve_in_image("/bin/sh", image_symlinks(squashfs))
     assert shell.startswith("/usr/bin/"), shell
@@ -113,5 +118,8 @@ def test_aarch64_rootfs_has_an_aarch64_shell(tmp_path: Path) -> None:
         ["unsquashfs", "-cat", str(squashfs), "etc/hostname"], check=True, capture_output=True
     ).stdout
     assert hostname == b"kiln-minimal\n"
+    packages = json.loads(artifacts[1].path.read_text())
+    base_files = next(package for package in packages if package["name"] == "base-files")
+    assert base_files["arch"] == "arm64" and len(base_files["sigmd5"]) == 32
     if emulation.native_arch() != "aarch64":
         assert any("using qemu-user binfmt emulation" in line for line in lines)

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import platform
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
+from builders.backends import debian_mirror as mirrors
+from builders.backends import debian_recipe as recipes
 from builders.backends.base import (
+    BUILD_PLAN_JSON,
     INITRD,
     KERNEL,
+    PACKAGES_JSON,
     ROOTFS_SQUASHFS,
     Artifact,
     BuildContext,
@@ -24,6 +32,8 @@ pytestmark = pytest.mark.slow
 
 ARCH = platform.machine()
 EPOCH = 1700000000
+METADATA = [PACKAGES_JSON, BUILD_PLAN_JSON]
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -94,7 +104,7 @@ def minimal_build(tmp_path_factory: pytest.TempPathFactory) -> list[Artifact]:
 
 
 def test_minimal_build_has_a_shell(minimal_build: list[Artifact]) -> None:
-    assert [artifact.type for artifact in minimal_build] == [ROOTFS_SQUASHFS]
+    assert [artifact.type for artifact in minimal_build] == [ROOTFS_SQUASHFS, *METADATA]
     rootfs = minimal_build[0].path
     assert rootfs.name == "image-rootfs.squashfs" and rootfs.stat().st_size > 10_000_000
     listing = unsquashfs("-lls", rootfs).splitlines()
@@ -111,14 +121,15 @@ def test_minimal_build_is_reproducible(
     base = tmp_path_factory.mktemp("minimal-2")
     recipe_dir, template = unpack_example("minimal", base)
     again = build(base, recipe_dir, template)
-    assert again[0].path.read_bytes() == minimal_build[0].path.read_bytes()
+    for first, second in zip(minimal_build, again, strict=True):  # squashfs, metadata
+        assert first.path.read_bytes() == second.path.read_bytes(), first.path.name
 
 
 def test_ssh_server_build(tmp_path: Path) -> None:
     recipe_dir, template = unpack_example("ssh-server", tmp_path)
     artifacts = build(tmp_path, recipe_dir, template)
-    assert [artifact.type for artifact in artifacts] == [ROOTFS_SQUASHFS, KERNEL, INITRD]
-    rootfs, kernel, initrd = (artifact.path for artifact in artifacts)
+    assert [artifact.type for artifact in artifacts] == [ROOTFS_SQUASHFS, KERNEL, INITRD, *METADATA]
+    rootfs, kernel, initrd = (artifact.path for artifact in artifacts[:3])
     assert (kernel.name, initrd.name) == ("vmlinuz", "initrd")
     assert kernel.stat().st_size > 1_000_000 and initrd.stat().st_size > 1_000_000
     if ARCH == "x86_64":
@@ -138,6 +149,77 @@ def test_ssh_server_build(tmp_path: Path) -> None:
     assert "ssh_host_" not in listing  # host keys are made at first boot, never baked in
     assert "kiln-ssh-hostkeys.service" in listing
     assert "multi-user.target.wants/systemd-networkd.service" in listing
+
+
+def armored(keyring: Path) -> str:
+    """An OpenPGP keyring file as an ASCII-armored block (RFC 4880: base64 and a CRC-24)."""
+    data = keyring.read_bytes()
+    crc = 0xB704CE
+    for byte in data:
+        crc ^= byte << 16
+        for _ in range(8):
+            crc = (crc << 1) ^ (0x1864CFB if crc & 0x800000 else 0)
+    text = base64.b64encode(data).decode()
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    checksum = base64.b64encode((crc & 0xFFFFFF).to_bytes(3, "big")).decode()
+    return "\n".join(
+        ["-----BEGIN PGP PUBLIC KEY BLOCK-----", "", *lines, f"={checksum}"]
+        + ["-----END PGP PUBLIC KEY BLOCK-----", ""]
+    )
+
+
+def test_groups_extra_repository_and_build_metadata(tmp_path: Path) -> None:
+    """groups before users, an extra repository (the mirror's bookworm-updates, verified with
+    the Debian archive key given in the recipe), and packages.json / build-plan.json."""
+    host = recipes.parse_recipe("suite: bookworm\n", tmp_path)
+    mirror = mirrors.resolve_mirror(host, os.environ, Path("/etc/apt"))
+    extra: dict[str, object] = {"url": mirror, "suite": "bookworm-updates"}
+    if DEBIAN_KEYRING.is_file():
+        extra["key"] = armored(DEBIAN_KEYRING)
+    document = {
+        "suite": "bookworm",
+        "repositories": [extra],
+        "groups": ["wheel"],
+        "users": [{"name": "kiln", "groups": ["wheel", "sudo"]}],
+        "customize": ["apt-get update --error-on=any", "id -nG kiln > /etc/kiln-groups"],
+    }
+    recipe_dir = recipe_from_text(tmp_path, yaml.safe_dump(document, sort_keys=False))
+    artifacts = build(tmp_path, recipe_dir)
+    assert [artifact.type for artifact in artifacts] == [ROOTFS_SQUASHFS, *METADATA]
+    rootfs, packages_file, plan_file = (artifact.path for artifact in artifacts)
+    assert (packages_file.name, plan_file.name) == ("packages.json", "build-plan.json")
+
+    assert set(unsquashfs("-cat", rootfs, "etc/kiln-groups").split()) == {"kiln", "wheel", "sudo"}
+    listed = unsquashfs("-cat", rootfs, "etc/apt/sources.list.d/kiln-extra.list")
+    assert f"{mirror} bookworm-updates main" in listed
+    assert "kiln-stage" not in unsquashfs("-cat", rootfs, "etc/apt/sources.list") + listed
+    if "key" in extra:
+        assert "deb [signed-by=/etc/apt/keyrings/kiln-extra-0.asc] " in listed
+        key = unsquashfs("-cat", rootfs, "etc/apt/keyrings/kiln-extra-0.asc")
+        assert key == str(extra["key"])
+
+    packages = json.loads(packages_file.read_text())
+    assert [p["name"] for p in packages] == sorted(p["name"] for p in packages)
+    base_files = next(p for p in packages if p["name"] == "base-files")
+    assert base_files["type"] == "deb" and base_files["arch"] in ("amd64", "arm64")
+    assert len(base_files["sigmd5"]) == 32 and len(base_files["sha256"]) == 64
+    assert base_files["version"].startswith("12.") and base_files["release"] == ""
+    assert all(p["sigmd5"] for p in packages), [p["name"] for p in packages if not p["sigmd5"]]
+
+    plan = json.loads(plan_file.read_text())
+    assert plan["format"] == "kiln-build-plan/1" and plan["recipe"] == document
+    assert (plan["mirror"], plan["suite"], plan["codename"]) == (mirror, "bookworm", "bookworm")
+    assert len(plan["release_sha256"]) == 64 and plan["source_date_epoch"] == EPOCH
+    assert plan["repositories"][0]["suite"] == "bookworm-updates"
+    assert len(plan["repositories"][0]["release_sha256"]) == 64
+    assert {"mmdebstrap", "mksquashfs", "apt", "dpkg", "kiln-agent"} == set(plan["tools"])
+    assert plan["tools"]["mmdebstrap"].startswith("mmdebstrap ")
+    planned = {p["name"]: p for p in plan["packages"]}
+    assert set(planned) == {p["name"] for p in packages}
+    assert planned["base-files"]["filename"].startswith("pool/main/b/base-files/")
+    assert planned["base-files"]["sha256"] == base_files["sha256"]
+    assert planned["base-files"]["size"] > 0
+    assert plan["inputs"][0]["path"] == "recipe.yaml"
 
 
 def test_unknown_package_names_it(tmp_path: Path) -> None:

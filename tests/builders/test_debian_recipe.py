@@ -328,7 +328,7 @@ def test_disk_needs_a_kernel(tmp_path: Path) -> None:
         ("{size: 100M}", "disk.size must be between 256M and 16T, got '100M'"),
         ("{size: 20T}", "disk.size must be between 256M and 16T"),
         ("{sise: 2G}", "unknown field 'sise' in disk (did you mean 'size'?)"),
-        ("qcow2", "disk must be a mapping (formats, size)"),
+        ("qcow2", "disk must be a mapping (formats, size, min_size)"),
     ],
 )
 def test_bad_disk_names_the_problem(tmp_path: Path, disk: str, message: str) -> None:

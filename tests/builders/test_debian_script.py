@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from builders.backends import debian_recipe as recipes
+from builders.backends import debian_repos as repos
 from builders.backends import debian_script as scripts
 from builders.backends.base import BuildError
 from tests.builders.helpers import write_recipe
@@ -54,7 +55,7 @@ customize: ["echo 'a' > /b; false"]
     )
     recipe = recipes.load_recipe(recipe_dir, {})
     staged = scripts.stage_files(recipe, {}, tmp_path / "stage")
-    script = scripts.customize_script(recipe, staged)
+    script = scripts.customize_script(recipe, staged, repos.AptSources((), "", ()), tmp_path)
     subprocess.run(["sh", "-n"], input=script.encode(), check=True)
     put_line = next(line for line in script.splitlines() if line.startswith("put_file '/etc/x"))
     assert shlex.split(put_line.removesuffix(" \\"))[1] == "/etc/x $(touch /tmp/pwned)"

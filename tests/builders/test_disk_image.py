@@ -8,29 +8,30 @@ import platform
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from builders.backends import disk_image as disks
+from builders.backends import disk_layout as layouts
 from builders.backends.base import (
+    BUILD_PLAN_JSON,
     DISK_QCOW2,
     DISK_RAW,
     DISK_VMDK,
     INITRD,
     KERNEL,
+    PACKAGES_JSON,
     ROOTFS_SQUASHFS,
     BuildContext,
     BuildError,
 )
 from builders.backends.debian import DebianBackend
 from tests.builders.helpers import context, write_recipe
+from tests.qemu_boot import boot_to_login
 
-MIB = disks.MIB
+MIB = layouts.MIB
 EPOCH = 1700000000
-BOOT_TIMEOUT = 240.0
-OVMF = Path("/usr/share/ovmf/OVMF.fd")
 DISK_RECIPE = """\
 suite: bookworm
 variant: minbase
@@ -39,6 +40,7 @@ packages: [systemd-sysv]
 hostname: kiln-disk
 disk:
   formats: [qcow2, raw, vmdk]
+  min_size: 3G
 """
 
 
@@ -46,7 +48,7 @@ disk:
 
 
 def test_default_layout_leaves_room_after_the_content() -> None:
-    layout = disks.plan_layout(256 * MIB, 400 * MIB, None)
+    layout = layouts.plan_layout(256 * MIB, 400 * MIB, None)
     assert (layout.esp_start, layout.esp_size, layout.root_start) == (MIB, 256 * MIB, 257 * MIB)
     assert layout.root_size == 992 * MIB  # 400 * 1.2 + 512
     assert layout.disk_size == layout.root_start + layout.root_size + MIB
@@ -54,34 +56,42 @@ def test_default_layout_leaves_room_after_the_content() -> None:
 
 
 def test_explicit_size_gives_the_root_the_rest() -> None:
-    layout = disks.plan_layout(256 * MIB, 400 * MIB, 2048 * MIB)
+    layout = layouts.plan_layout(256 * MIB, 400 * MIB, 2048 * MIB)
     assert layout.disk_size == 2048 * MIB
     assert layout.root_size == 2048 * MIB - 257 * MIB - MIB
 
 
 def test_too_small_size_says_how_much_is_needed() -> None:
     with pytest.raises(BuildError, match=r"disk.size 512M is too small.*use at least 826M"):
-        disks.plan_layout(256 * MIB, 400 * MIB, 512 * MIB)
+        layouts.plan_layout(256 * MIB, 400 * MIB, 512 * MIB)
+
+
+def test_min_size_grows_the_default_layout_only() -> None:
+    default = layouts.plan_layout(256 * MIB, 400 * MIB, None)
+    assert layouts.plan_layout(256 * MIB, 400 * MIB, None, 1024 * MIB) == default  # smaller
+    bigger = layouts.plan_layout(256 * MIB, 400 * MIB, None, 4096 * MIB)
+    assert (bigger.disk_size, bigger.root_start) == (4096 * MIB, 257 * MIB)
+    assert bigger.root_size == 4096 * MIB - 257 * MIB - MIB
 
 
 def test_esp_grows_with_its_payload() -> None:
-    assert disks.esp_size_for(50 * MIB) == 256 * MIB
-    assert disks.esp_size_for(300 * MIB) == 362 * MIB
+    assert layouts.esp_size_for(50 * MIB) == 256 * MIB
+    assert layouts.esp_size_for(300 * MIB) == 362 * MIB
 
 
 def test_ids_are_stable_per_seed() -> None:
-    one, again, other = (disks.derive_ids(seed) for seed in ("a", "a", "b"))
+    one, again, other = (layouts.derive_ids(seed) for seed in ("a", "a", "b"))
     assert one == again and one != other
     assert len({one.disk_guid, one.esp_partuuid, one.root_partuuid}) == 3
     assert len(one.esp_volume_id) == 8
 
 
 def test_sfdisk_script_uses_sectors_and_ids() -> None:
-    ids = disks.derive_ids("x")
-    layout = disks.plan_layout(256 * MIB, 100 * MIB, 1024 * MIB)
-    script = disks.sfdisk_script(layout, ids, disks.BOOT_ARCHES["x86_64"].root_type)
+    ids = layouts.derive_ids("x")
+    layout = layouts.plan_layout(256 * MIB, 100 * MIB, 1024 * MIB)
+    script = layouts.sfdisk_script(layout, ids, disks.BOOT_ARCHES["x86_64"].root_type)
     assert f"label-id: {ids.disk_guid}" in script
-    assert f"start=2048, size=524288, type={disks.ESP_TYPE}, uuid={ids.esp_partuuid}" in script
+    assert f"start=2048, size=524288, type={layouts.ESP_TYPE}, uuid={ids.esp_partuuid}" in script
     assert "start=526336, size=1568768, type=4F68BCE3-" in script
 
 
@@ -91,7 +101,7 @@ def test_used_inodes_from_dumpe2fs() -> None:
         "Group 1: (Blocks 8193-16384)\n  Free inodes: \n"
         "Group 2: (Blocks 16385-24576)\n  Free inodes: 33-48\n"
     )
-    assert disks.used_inodes(dump, 16) == [*range(1, 13), 16, *range(17, 33)]
+    assert layouts.used_inodes(dump, 16) == [*range(1, 13), 16, *range(17, 33)]
 
 
 def test_missing_disk_tools_fail_before_mmdebstrap(
@@ -158,7 +168,10 @@ def _build(base: Path) -> list[Path]:
         backend.wait_for_repos(ctx)
         artifacts = backend.build(ctx)
     types = [artifact.type for artifact in artifacts]
-    assert types == [ROOTFS_SQUASHFS, KERNEL, INITRD, DISK_QCOW2, DISK_RAW, DISK_VMDK]
+    assert types == [
+        *(ROOTFS_SQUASHFS, KERNEL, INITRD, DISK_QCOW2, DISK_RAW, DISK_VMDK),
+        *(PACKAGES_JSON, BUILD_PLAN_JSON),
+    ]
     return [artifact.path for artifact in artifacts]
 
 
@@ -176,6 +189,7 @@ def disk_build(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @pytest.mark.slow
 def test_disk_has_esp_and_root(disk_build: list[Path]) -> None:
     raw = disk_build[4]
+    assert raw.stat().st_size == 3 << 30  # min_size: more than the content needs
     table = subprocess.run(
         ["sfdisk", "--dump", str(raw)], check=True, capture_output=True, text=True
     ).stdout
@@ -206,31 +220,5 @@ def _same_bytes(first: Path, second: Path) -> bool:
 
 @pytest.mark.slow
 def test_disk_boots_to_a_login_prompt(disk_build: list[Path], tmp_path: Path) -> None:
-    qemu = shutil.which("qemu-system-x86_64")
-    if qemu is None or not OVMF.is_file():
-        pytest.skip("needs qemu-system-x86_64 (qemu-system-x86) and /usr/share/ovmf/OVMF.fd (ovmf)")
-    disk = tmp_path / "boot.qcow2"
-    shutil.copyfile(disk_build[3], disk)  # the guest writes to its disk
-    serial = tmp_path / "serial.log"
-    command = [qemu, "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "2"]
-    command += ["-bios", str(OVMF), "-display", "none", "-monitor", "none", "-no-reboot"]
-    command += ["-drive", f"file={disk},format=qcow2,if=virtio", "-nic", "none"]
-    command += ["-serial", f"file:{serial}"]
-    started = time.monotonic()
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        while time.monotonic() - started < BOOT_TIMEOUT:
-            text = serial.read_text(errors="replace") if serial.exists() else ""
-            if "login:" in text:
-                break
-            if process.poll() is not None:
-                stderr = process.stderr.read().decode() if process.stderr else ""
-                pytest.fail(f"qemu exited ({process.returncode}): {stderr}\n{text[-3000:]}")
-            time.sleep(1)
-        else:
-            pytest.fail(f"no login: prompt within {BOOT_TIMEOUT:.0f} s:\n{text[-3000:]}")
-    finally:
-        process.kill()
-        process.wait()
-    print(f"booted to a login prompt in {time.monotonic() - started:.0f} s")
+    text = boot_to_login(disk_build[3], tmp_path)
     assert "kiln-disk login:" in text

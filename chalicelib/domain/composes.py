@@ -1,0 +1,204 @@
+"""Composes: one compose fans out to one build job per image request, each dispatched through
+the same state machine and build hosts as IMS jobs. Status, logs, metadata and build plans
+are read from those jobs and their artifacts."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from chalicelib import observability
+from chalicelib.adapters import records
+from chalicelib.adapters.artifacts import (
+    ArtifactStore,
+    compose_recipe_key,
+    job_log_chunk_prefix,
+)
+from chalicelib.adapters.models import ComposeModel, JobModel
+from chalicelib.adapters.workflows import Workflows
+from chalicelib.auth import Principal
+from chalicelib.config import Settings
+from chalicelib.domain import build_nodes, compose_recipes, compose_request, dispatch
+from chalicelib.domain.compose_request import ComposePlan, ImagePlan
+from chalicelib.domain.job_records import KIND as JOB_KIND
+from chalicelib.domain.states import JOB_TERMINAL
+
+KIND = "compose"
+JOB_RECORD_KIND = "compose-job"  # filed apart from IMS jobs: IMS lists never show them
+DISK_NAME = "disk"
+PACKAGES_TYPE = "application/vnd.kiln.packages+json"
+BUILD_PLAN_TYPE = "application/vnd.kiln.build-plan+json"
+#: upload targets Kiln cannot reach without credentials it does not have
+UNREACHABLE_TARGETS = {
+    "gcp": "gcp uploads need Google Cloud credentials, and none are configured for Kiln",
+    "azure": "azure uploads need Azure credentials, and none are configured for Kiln",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageBuild:
+    index: int
+    image_type: str
+    job: JobModel | None  # None: the job record was never written (an interrupted create)
+
+
+def create(
+    principal: Principal,
+    body: Any,
+    store: ArtifactStore,
+    workflows: Workflows,
+    settings: Settings,
+) -> ComposeModel:
+    """Check the request, store the generated recipes, then the compose, then start one build
+    per image (a build no node serves yet waits for one, as IMS jobs do)."""
+    plan = compose_request.read(body, build_nodes.advertised(compose_request.OTHER_RECIPE_TYPE))
+    compose = records.stamp(ComposeModel(distribution=plan.distribution), principal.tenant, KIND)
+    compose.request = body
+    jobs, recipes = [], []
+    for image in plan.images:
+        document = _recipe(plan, image, body)
+        recipes.append(document)
+        jobs.append(_job(compose, plan, image, document, store))
+    compose.job_ids = [job.id for job in jobs]
+    compose.recipes = recipes
+    compose.image_types = [image.image_type for image in plan.images]
+    records.insert(compose)
+    for job in jobs:
+        unreachable = UNREACHABLE_TARGETS.get(job.upload["type"])
+        if unreachable:
+            dispatch.finish_now(job, f"upload to {job.upload['type']} refused: {unreachable}")
+            records.insert(job)
+        else:
+            dispatch.begin(job, store, workflows, settings)
+    observability.count("ComposesCreated")
+    return compose
+
+
+def _recipe(plan: ComposePlan, image: ImagePlan, body: dict[str, Any]) -> dict[str, Any]:
+    if plan.family == "debian":
+        return compose_recipes.recipe(plan, image)
+    return compose_recipes.other_recipe(body, image)
+
+
+def _job(
+    compose: ComposeModel,
+    plan: ComposePlan,
+    image: ImagePlan,
+    document: dict[str, Any],
+    store: ArtifactStore,
+) -> JobModel:
+    name = "recipe.yaml" if plan.family == "debian" else "compose-request.json"
+    archive = compose_recipes.archive(document, name)
+    key = compose_recipe_key(compose.id, image.index)
+    store.put_bytes(key, archive, "application/gzip")
+    job = JobModel(
+        status="creating",
+        job_type="create",
+        artifact_id=compose.id,
+        public_key_id="",
+        image_root_archive_name=DISK_NAME,
+        arch=image.arch,
+        recipe_type="kiln-debian" if plan.family == "debian" else "osbuild",
+        compose_id=compose.id,
+        recipe_key=key,
+        recipe_sha256=hashlib.sha256(archive).hexdigest(),
+        upload=image.upload,
+        planned_image_id=str(uuid.uuid4()),
+        unfinished=JOB_KIND,
+    )
+    return records.stamp(job, compose.tenant, JOB_RECORD_KIND)
+
+
+def get(principal: Principal, compose_id: str) -> ComposeModel:
+    return records.get_visible(ComposeModel, compose_id, principal, "compose", KIND)
+
+
+def image_builds(compose: ComposeModel) -> list[ImageBuild]:
+    """The compose's image builds, in request order."""
+    found = {job.id: job for job in JobModel.batch_get(list(compose.job_ids))}
+    types = list(compose.image_types or [])
+    return [
+        ImageBuild(index=i, image_type=types[i] if i < len(types) else "", job=found.get(job_id))
+        for i, job_id in enumerate(compose.job_ids)
+    ]
+
+
+def compose_status(builds: list[ImageBuild]) -> str:
+    """pending until every image has ended; then failure if any failed, else success."""
+    if any(b.job is not None and b.job.status not in JOB_TERMINAL for b in builds):
+        return "pending"
+    if all(b.job is not None and b.job.status == "success" for b in builds):
+        return "success"
+    return "failure"
+
+
+@dataclasses.dataclass(frozen=True)
+class LogPart:
+    text: str
+    offset: int
+    size: int
+    streaming: bool
+
+
+def log(build: ImageBuild, store: ArtifactStore, offset: int) -> LogPart:
+    """The image's log from ``offset``: the final log once the job ended, else the chunks the
+    host has written so far."""
+    job = build.job
+    if job is None:
+        return LogPart("", offset, 0, False)
+    streaming = job.status not in JOB_TERMINAL
+    if not streaming and job.build_log_key and store.head(job.build_log_key):
+        size = int(store.head(job.build_log_key)["ContentLength"])  # type: ignore[index]
+        data = store.read_from(job.build_log_key, offset) if offset < size else b""
+        return LogPart(data.decode("utf-8", errors="replace"), offset, size, False)
+    parts, start = [], 0
+    for key, size in store.sizes(job_log_chunk_prefix(job.id)):
+        if start + size > offset:
+            parts.append(store.read_from(key, max(0, offset - start)))
+        start += size
+    text = b"".join(parts).decode("utf-8", errors="replace")
+    return LogPart(text, offset, start, streaming)
+
+
+def _artifact_json(job: JobModel | None, media_type: str, store: ArtifactStore) -> Any:
+    if job is None or job.status != "success":
+        return None
+    for artifact in job.artifacts or []:
+        if artifact.get("type") == media_type:
+            return json.loads(store.read(artifact["key"]))
+    return None
+
+
+def packages(builds: list[ImageBuild], store: ArtifactStore) -> list[dict[str, Any]] | None:
+    """Installed packages of every built image (one entry per distinct package), or None
+    while no image has been built."""
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    built = False
+    for build in builds:
+        listed = _artifact_json(build.job, PACKAGES_TYPE, store)
+        if listed is None:
+            continue
+        built = True
+        for package in listed:
+            found.setdefault((package["name"], package["version"], package["arch"]), package)
+    return [found[key] for key in sorted(found)] if built else None
+
+
+def build_plan(compose: ComposeModel, build: ImageBuild, store: ArtifactStore) -> dict[str, Any]:
+    """The resolved build plan once the image is built; before, what Kiln will ask for."""
+    resolved = _artifact_json(build.job, BUILD_PLAN_TYPE, store)
+    if resolved is not None:
+        return dict(resolved)
+    recipes = compose.recipes or []
+    job = build.job
+    return {
+        "format": "kiln-compose-plan/1",
+        "image_type": build.image_type,
+        "arch": job.arch if job else None,
+        "recipe_type": job.recipe_type if job else None,
+        "recipe": recipes[build.index] if build.index < len(recipes) else None,
+        "recipe_sha256": job.recipe_sha256 if job else None,
+    }

@@ -1,0 +1,143 @@
+"""Composer-shaped bodies: compose status with per-image and upload status, logs, metadata and
+manifests. Reads go through chalicelib/domain/composes.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.adapters.artifacts import ArtifactStore
+from chalicelib.adapters.models import ComposeModel, JobModel
+from chalicelib.domain import composes
+from chalicelib.domain.composes import ImageBuild, LogPart
+from chalicelib.faces.composer.errors import PREFIX
+
+#: job status -> composer image status
+IMAGE_STATUS = {
+    "creating": "pending",
+    "fetching_recipe": "pending",
+    "fetching_image": "pending",
+    "waiting_for_repos": "pending",
+    "building_image": "building",
+    "waiting_on_user": "building",
+    "uploading": "uploading",
+    "registering": "registering",
+    "success": "success",
+    "error": "failure",
+}
+#: why an image failed: (words in the job's reason, error id, reason). First match wins.
+IMAGE_ERRORS: tuple[tuple[tuple[str, ...], int, str], ...] = (
+    (("cancelled",), 29, "The image build was cancelled"),
+    (("refused:",), 13, "The upload target is not available"),
+    (("register",), 12, "Registering the image failed"),
+    (("upload to",), 11, "Uploading the image failed"),
+    (("went silent", "no heartbeat"), 27, "The build host stopped responding"),
+    (("no build node", "no registered"), 28, "No build host serves this image"),
+    ((), 10, "Building the image failed"),
+)
+
+
+def ref(kind: str, compose_id: str, suffix: str = "") -> dict[str, str]:
+    return {"href": f"{PREFIX}/composes/{compose_id}{suffix}", "id": compose_id, "kind": kind}
+
+
+def compose_id(compose: ComposeModel) -> dict[str, str]:
+    return {"href": f"{PREFIX}/compose", "id": compose.id, "kind": "ComposeId"}
+
+
+def compose_status(
+    compose: ComposeModel, builds: list[ImageBuild], store: ArtifactStore
+) -> dict[str, Any]:
+    statuses = [image_status(build, store) for build in builds]
+    return {
+        **ref("ComposeStatus", compose.id),
+        "status": composes.compose_status(builds),
+        "image_status": statuses[0],
+        "image_statuses": statuses,
+    }
+
+
+def image_status(build: ImageBuild, store: ArtifactStore) -> dict[str, Any]:
+    job = build.job
+    if job is None:
+        reason = "the image build was never recorded (an interrupted request); compose again"
+        return {"status": "failure", "error": {"id": 30, "reason": reason, "details": reason}}
+    status: dict[str, Any] = {"status": IMAGE_STATUS.get(job.status, "pending")}
+    upload = upload_status(job, store)
+    if upload is not None:
+        status["upload_status"] = upload
+    if job.status == "error":
+        status["error"] = _image_error(job.status_reason or "the build failed")
+    return status
+
+
+def _image_error(reason: str) -> dict[str, Any]:
+    lowered = reason.lower()
+    for words, error_id, summary in IMAGE_ERRORS:
+        if not words or any(word in lowered for word in words):
+            return {"id": error_id, "reason": summary, "details": reason}
+    raise AssertionError("IMAGE_ERRORS ends with a catch-all")
+
+
+def upload_status(job: JobModel, store: ArtifactStore) -> dict[str, Any] | None:
+    """Only for targets whose status the document can describe unambiguously (aws, aws.s3);
+    options carry the target's required fields, empty until the upload succeeded."""
+    upload = job.upload or {}
+    target = upload.get("type")
+    if target not in ("aws", "aws.s3"):
+        return None
+    reported = job.upload_status or {}
+    if job.status == "success":
+        state = "success"
+    elif job.status == "error":
+        state = "failure"
+    else:
+        state = reported.get("status") or "pending"
+    found = reported.get("options") or {}
+    if target == "aws":
+        region = found.get("region") or upload.get("options", {}).get("region") or ""
+        options = {"ami": found.get("ami") or "", "region": region}
+    else:
+        key = found.get("key") or _disk_key(job) if state == "success" else None
+        options = {"url": store.presign_get(key) if key else ""}
+    return {"type": target, "status": state, "options": options}
+
+
+def _disk_key(job: JobModel) -> str | None:
+    for artifact in job.artifacts or []:
+        if str(artifact.get("type", "")).startswith("application/vnd.kiln.image.disk."):
+            return str(artifact["key"])
+    return None
+
+
+def logs(compose: ComposeModel, builds: list[ImageBuild], parts: list[LogPart]) -> dict[str, Any]:
+    return {
+        **ref("ComposeLogs", compose.id, "/logs"),
+        "image_builds": [
+            {
+                "image_index": build.index,
+                "arch": build.job.arch if build.job else "",
+                "image_type": build.image_type,
+                "status": image_status_value(build),
+                "log": part.text,
+                "offset": part.offset,
+                "size": part.size,
+                "streaming": part.streaming,
+            }
+            for build, part in zip(builds, parts, strict=True)
+        ],
+    }
+
+
+def image_status_value(build: ImageBuild) -> str:
+    return IMAGE_STATUS.get(build.job.status, "pending") if build.job else "failure"
+
+
+def metadata(compose: ComposeModel, packages: list[dict[str, Any]] | None) -> dict[str, Any]:
+    body: dict[str, Any] = ref("ComposeMetadata", compose.id, "/metadata")
+    if packages is not None:
+        body["packages"] = packages
+    return body
+
+
+def manifests(compose: ComposeModel, plans: list[dict[str, Any]]) -> dict[str, Any]:
+    return {**ref("ComposeManifests", compose.id, "/manifests"), "manifests": plans}

@@ -1,0 +1,459 @@
+"""The composer face over HTTP: composes fan out to one build per image, statuses walk with the
+host's events, uploads, logs, metadata and build plans are served, bad input is refused."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from typing import Any
+
+import boto3
+import pytest
+import requests
+import yaml
+
+from tests.conftest import Kiln
+
+API = "/api/image-builder-composer/v2"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKilnTestKeyOnlyForTestsAAAAAAAAAAAAAAAAAAAA a@b"
+MIRROR = "http://deb.example/debian"
+
+
+def image(arch: str = "x86_64", image_type: str = "guest-image", **extra: Any) -> dict[str, Any]:
+    return {
+        "architecture": arch,
+        "image_type": image_type,
+        "repositories": [{"rhsm": False, "baseurl": MIRROR}],
+        **extra,
+    }
+
+
+def compose_body(*images: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "distribution": "debian-12",
+        "image_requests": list(images) or [image()],
+        "customizations": {
+            "packages": ["htop"],
+            "users": [{"name": "alice", "groups": ["wheel"], "key": KEY}],
+            "filesystem": [{"mountpoint": "/", "min_size": 3 << 30}],
+        },
+        **extra,
+    }
+
+
+@pytest.fixture
+def hosts(kiln: Kiln) -> Kiln:
+    kiln.register_host("x86_64", xname="x86-host")
+    kiln.register_host("aarch64", xname="arm-host")
+    return kiln
+
+
+def execution_input(kiln: Kiln, job_id: str) -> dict[str, Any]:
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = kiln.provisioned.state_machine_arn.replace(":stateMachine:", ":execution:")
+    return dict(json.loads(sfn.describe_execution(executionArn=f"{arn}:{job_id}")["input"]))
+
+
+def job_ids(kiln: Kiln, compose_id: str) -> list[str]:
+    """The compose's build jobs, as the build hosts see them (the execution inputs)."""
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    found = {}
+    for item in sfn.list_executions(stateMachineArn=kiln.provisioned.state_machine_arn)[
+        "executions"
+    ]:
+        message = execution_input(kiln, item["name"])
+        if message["recipe"]["key"].startswith(f"composes/{compose_id}/"):
+            found[int(message["recipe"]["key"].split("/")[2])] = item["name"]
+    return [found[i] for i in sorted(found)]
+
+
+def post(kiln: Kiln, body: Any, **kw: Any) -> Any:
+    return kiln.call("POST", f"{API}/compose", body, **kw)
+
+
+def status(kiln: Kiln, compose_id: str) -> dict[str, Any]:
+    response = kiln.call("GET", f"{API}/composes/{compose_id}")
+    assert response.status_code == 200, response.body
+    return dict(response.json_body)
+
+
+def s3() -> Any:
+    return boto3.client("s3", region_name="us-east-1")
+
+
+def test_a_two_arch_compose_starts_one_build_per_image(hosts: Kiln) -> None:
+    body = compose_body(image("x86_64"), image("aarch64", "vsphere"))
+    response = post(hosts, body)
+    assert response.status_code == 201, response.body
+    created = response.json_body
+    assert created["kind"] == "ComposeId" and created["href"] == f"{API}/compose"
+    ids = job_ids(hosts, created["id"])
+    assert len(ids) == 2
+    first, second = (execution_input(hosts, i) for i in ids)
+    assert (first["arch"], second["arch"]) == ("x86_64", "aarch64")
+    assert first["upload"] == {"type": "aws.s3", "options": {"region": None}}
+    assert first["log_chunk_prefix"] == f"jobs/{ids[0]}/log/"
+    archive = s3().get_object(Bucket=hosts.provisioned.bucket, Key=first["recipe"]["key"])
+    with tarfile.open(fileobj=io.BytesIO(archive["Body"].read()), mode="r:gz") as tar:
+        member = tar.extractfile("recipe.yaml")
+        assert member is not None
+        recipe = yaml.safe_load(member.read())
+    assert recipe["suite"] == "bookworm" and recipe["mirror"] == MIRROR
+    assert "htop" in recipe["packages"] and recipe["kernel"] is True
+    assert recipe["groups"] == ["wheel"]
+    assert recipe["users"] == [{"name": "alice", "groups": ["wheel"], "ssh_authorized_keys": [KEY]}]
+    assert recipe["disk"] == {"formats": ["qcow2"], "min_size": "3072M"}
+    second_recipe_key = second["recipe"]["key"]
+    assert second_recipe_key.endswith("/1/recipe.tar.gz")
+    current = status(hosts, created["id"])
+    assert current["status"] == "pending" and current["kind"] == "ComposeStatus"
+    assert [s["status"] for s in current["image_statuses"]] == ["pending", "pending"]
+    assert current["image_status"] == current["image_statuses"][0]
+    # IMS lists do not show compose builds
+    assert hosts.call("GET", "/apis/ims/v3/jobs").json_body == []
+
+
+def _progress(kiln: Kiln, job_id: str, state: str, upload: dict[str, Any] | None = None) -> None:
+    event = {"type": "progress", "job_id": job_id, "status": state, "node": "x86-host"}
+    if upload is not None:
+        event["upload_status"] = upload
+    kiln.build_events(event)
+
+
+def _put(kiln: Kiln, key: str, data: bytes) -> None:
+    s3().put_object(Bucket=kiln.provisioned.bucket, Key=key, Body=data)
+
+
+def test_image_status_walks_to_success_with_upload_metadata_and_plan(hosts: Kiln) -> None:
+    compose_id = post(
+        hosts,
+        compose_body(
+            image(),
+            image(
+                image_type="aws",
+                upload_options={"region": "eu-west-1", "share_with_accounts": ["123456789012"]},
+            ),
+        ),
+    ).json_body["id"]
+    s3_job, ami_job = job_ids(hosts, compose_id)
+    assert execution_input(hosts, ami_job)["upload"]["options"]["share_with_accounts"] == [
+        "123456789012"
+    ]
+    walk = []
+    for state, upload in (
+        ("fetching_recipe", None),
+        ("building_image", None),
+        ("uploading", {"type": "aws", "status": "running", "options": {}}),
+        ("registering", {"type": "aws", "status": "running", "options": {}}),
+    ):
+        _progress(hosts, ami_job, state, upload)
+        walk.append(status(hosts, compose_id)["image_statuses"][1])
+    assert [w["status"] for w in walk] == ["pending", "building", "uploading", "registering"]
+    assert walk[2]["upload_status"] == {
+        "type": "aws",
+        "status": "running",
+        "options": {"ami": "", "region": "eu-west-1"},
+    }
+    packages = [
+        {
+            "type": "deb",
+            "name": "base-files",
+            "version": "12.4+deb12u5",
+            "release": "",
+            "epoch": "",
+            "arch": "amd64",
+            "sigmd5": "0" * 32,
+            "sha256": "1" * 64,
+        }
+    ]
+    plan = {"format": "kiln-build-plan/1", "packages": [{"name": "base-files"}]}
+    for job_id in (s3_job, ami_job):
+        prefix = f"images/{execution_input(hosts, job_id)['image_id']}/"
+        _put(hosts, f"{prefix}disk.qcow2", b"QFI\xfb")
+        _put(hosts, f"{prefix}packages.json", json.dumps(packages).encode())
+        _put(hosts, f"{prefix}build-plan.json", json.dumps(plan).encode())
+        upload = (
+            {
+                "type": "aws",
+                "status": "success",
+                "options": {"ami": "ami-0123", "region": "eu-west-1"},
+            }
+            if job_id == ami_job
+            else {"type": "aws.s3", "status": "success", "options": {"key": f"{prefix}disk.qcow2"}}
+        )
+        hosts.build_events(
+            {
+                "type": "result",
+                "outcome": "success",
+                "job_id": job_id,
+                "output": {
+                    "manifest": {"etag": "e"},
+                    "artifacts": [
+                        {
+                            "key": f"{prefix}disk.qcow2",
+                            "type": "application/vnd.kiln.image.disk.qcow2",
+                        },
+                        {
+                            "key": f"{prefix}packages.json",
+                            "type": "application/vnd.kiln.packages+json",
+                        },
+                        {
+                            "key": f"{prefix}build-plan.json",
+                            "type": "application/vnd.kiln.build-plan+json",
+                        },
+                    ],
+                    "upload_status": upload,
+                },
+            }
+        )
+    done = status(hosts, compose_id)
+    assert done["status"] == "success"
+    s3_status, ami_status = done["image_statuses"]
+    assert ami_status["upload_status"] == {
+        "type": "aws",
+        "status": "success",
+        "options": {"ami": "ami-0123", "region": "eu-west-1"},
+    }
+    url = s3_status["upload_status"]["options"]["url"]
+    assert requests.get(url, timeout=10).content == b"QFI\xfb"
+    metadata = hosts.call("GET", f"{API}/composes/{compose_id}/metadata").json_body
+    assert metadata["kind"] == "ComposeMetadata" and metadata["packages"] == packages
+    manifests = hosts.call("GET", f"{API}/composes/{compose_id}/manifests").json_body
+    assert manifests["manifests"] == [plan, plan]
+
+
+def test_any_failed_image_fails_the_compose_with_an_error_per_image(hosts: Kiln) -> None:
+    compose_id = post(hosts, compose_body(image(), image("aarch64"))).json_body["id"]
+    first, second = job_ids(hosts, compose_id)
+    failure = {"type": "result", "outcome": "failure", "job_id": second}
+    hosts.build_events({**failure, "error": {"Error": "upload to aws.s3 failed: denied"}})
+    assert status(hosts, compose_id)["status"] == "pending"  # the other image still builds
+    hosts.build_events({**failure, "job_id": first, "error": {"Error": "States.Timeout"}})
+    done = status(hosts, compose_id)
+    assert done["status"] == "failure"
+    errors = [s["error"] for s in done["image_statuses"]]
+    assert [e["id"] for e in errors] == [27, 11]
+    assert errors[1]["details"] == "upload to aws.s3 failed: denied"
+    assert done["image_statuses"][1]["upload_status"]["status"] == "failure"
+
+
+def test_gcp_and_azure_images_fail_with_a_reason_and_build_nothing(hosts: Kiln) -> None:
+    gcp = image(image_type="gcp", upload_options={"region": "eu", "bucket": "b"})
+    compose_id = post(hosts, compose_body(gcp)).json_body["id"]
+    assert job_ids(hosts, compose_id) == []
+    done = status(hosts, compose_id)
+    assert done["status"] == "failure"
+    assert done["image_status"]["error"]["id"] == 13
+    assert "Google Cloud credentials" in done["image_status"]["error"]["details"]
+
+
+def test_logs_stream_while_the_build_runs_and_resume_from_an_offset(hosts: Kiln) -> None:
+    compose_id = post(hosts, compose_body()).json_body["id"]
+    (job_id,) = job_ids(hosts, compose_id)
+    _progress(hosts, job_id, "building_image")
+    _put(hosts, f"jobs/{job_id}/log/000000.log", b"line one\n")
+    _put(hosts, f"jobs/{job_id}/log/000001.log", b"line two\n")
+    logs = hosts.call("GET", f"{API}/composes/{compose_id}/logs").json_body
+    (build,) = logs["image_builds"]
+    assert build["log"] == "line one\nline two\n" and build["streaming"] is True
+    assert build["size"] == 18 and build["status"] == "building"
+    later = hosts.call("GET", f"{API}/composes/{compose_id}/logs?offset=14").json_body
+    assert later["image_builds"][0]["log"] == "two\n"
+    _put(hosts, f"jobs/{job_id}/build.log", b"line one\nline two\nline three\n")
+    hosts.build_events(
+        {
+            "type": "result",
+            "outcome": "failure",
+            "job_id": job_id,
+            "error": {"Error": "BuildFailed: E: broken"},
+        }
+    )
+    # the failed job's final log: the host uploads it before answering
+    from chalicelib.adapters.models import JobModel
+
+    JobModel.get(job_id).update(actions=[JobModel.build_log_key.set(f"jobs/{job_id}/build.log")])
+    final = hosts.call("GET", f"{API}/composes/{compose_id}/logs?offset=9").json_body
+    assert final["image_builds"][0] == {
+        "image_index": 0,
+        "arch": "x86_64",
+        "image_type": "guest-image",
+        "status": "failure",
+        "log": "line two\nline three\n",
+        "offset": 9,
+        "size": 29,
+        "streaming": False,
+    }
+
+
+def test_a_compose_no_node_serves_waits_pending(kiln: Kiln) -> None:
+    response = post(kiln, compose_body(image("aarch64")))
+    assert response.status_code == 201
+    assert status(kiln, response.json_body["id"])["image_status"]["status"] == "pending"
+
+
+def test_composes_are_tenant_scoped(hosts: Kiln) -> None:
+    compose_id = post(hosts, compose_body()).json_body["id"]
+    other = hosts.call("GET", f"{API}/composes/{compose_id}", tenant="other")
+    assert other.status_code == 404 and other.json_body["id"] == "15"
+
+
+BAD = [
+    ({"distribution": "fedora-40", "image_request": image()}, 400, "4", "osbuild"),
+    ({"distribution": "windows-11", "image_request": image()}, 400, "4", "debian-12"),
+    ({"distribution": "debian-12", "image_request": image("s390x")}, 400, "5", "s390x"),
+    (
+        {"distribution": "debian-12", "image_request": image(image_type="edge-commit")},
+        400,
+        "6",
+        "guest-image",
+    ),
+    ({"distribution": "debian-12", "image_request": image(image_type="nope")}, 400, "30", "nope"),
+    (
+        {
+            "distribution": "debian-12",
+            "image_request": {**image(), "repositories": [{"rhsm": False}]},
+        },
+        400,
+        "7",
+        "baseurl",
+    ),
+    (
+        {
+            "distribution": "debian-12",
+            "image_request": {**image(), "repositories": [{"rhsm": True, "baseurl": MIRROR}]},
+        },
+        400,
+        "7",
+        "rhsm",
+    ),
+    (
+        {
+            "distribution": "debian-12",
+            "image_request": {"architecture": "x86_64", "image_type": "aws"},
+        },
+        400,
+        "7",
+        "repositories",
+    ),
+    ({"distribution": "debian-12"}, 400, "25", "no image"),
+    (
+        {"distribution": "debian-12", "image_request": image(), "image_requests": [image()]},
+        400,
+        "25",
+        "not both",
+    ),
+    ({"distribution": "debian-12", "image_requests": []}, 400, "25", "no image"),
+    (
+        {
+            **compose_body(),
+            "koji": {
+                "server": "https://koji",
+                "task_id": 1,
+                "name": "n",
+                "version": "1",
+                "release": "1",
+            },
+        },
+        400,
+        "31",
+        "Koji hub",
+    ),
+    ({"distribution": "debian-12", "image_request": image(image_type="aws")}, 400, "32", "region"),
+    (
+        {
+            "distribution": "debian-12",
+            "image_request": image(
+                image_type="aws",
+                upload_options={"region": "eu-west-1", "share_with_accounts": ["alice"]},
+            ),
+        },
+        400,
+        "32",
+        "12-digit",
+    ),
+    (
+        {**compose_body(), "customizations": {"payload_repositories": [{"rhsm": False}]}},
+        400,
+        "24",
+        "baseurl",
+    ),
+    ({**compose_body(), "customizations": {"packages": ["rm -rf /"]}}, 400, "30", "package"),
+    (
+        {**compose_body(), "customizations": {"users": [{"name": "Bad Name"}]}},
+        400,
+        "30",
+        "users[0].name",
+    ),
+    (
+        {
+            **compose_body(),
+            "customizations": {"filesystem": [{"mountpoint": "var", "min_size": 1}]},
+        },
+        400,
+        "30",
+        "mountpoint",
+    ),
+    ({**compose_body(), "customizations": {"subscription": {}}}, 400, "30", "RHEL"),
+    ({**compose_body(), "colour": "blue"}, 400, "30", "colour"),
+    ([1, 2], 400, "30", "object"),
+    ("{not json", 400, "20", "JSON"),
+]
+
+
+@pytest.mark.parametrize(("body", "code", "error_id", "detail"), BAD)
+def test_bad_compose_requests_get_registry_errors(
+    hosts: Kiln, body: Any, code: int, error_id: str, detail: str
+) -> None:
+    response = post(hosts, body)
+    assert response.status_code == code, response.body
+    error = response.json_body
+    assert error["id"] == error_id and error["kind"] == "Error"
+    assert error["code"] == f"IMAGE-BUILDER-COMPOSER-{error_id}"
+    assert error["href"] == f"{API}/errors/{error_id}" and error["operation_id"]
+    assert detail in error["details"], error["details"]
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = hosts.provisioned.state_machine_arn
+    assert sfn.list_executions(stateMachineArn=arn)["executions"] == []  # nothing started
+    listed = s3().list_objects_v2(Bucket=hosts.provisioned.bucket, Prefix="composes/")
+    assert listed.get("KeyCount", 0) == 0  # and nothing was written
+
+
+def test_auth_media_type_and_ids_are_checked(hosts: Kiln) -> None:
+    no_token = hosts.call("GET", f"{API}/composes/x", headers={})
+    assert no_token.status_code == 401 and no_token.json_body["id"] == "401"
+    text = post(hosts, "x", headers={**hosts.headers(), "Content-Type": "text/plain"})
+    assert text.status_code == 415 and text.json_body["id"] == "3"
+    assert hosts.call("GET", f"{API}/composes/not-a-uuid").json_body["id"] == "14"
+    missing = hosts.call("GET", f"{API}/composes/123e4567-e89b-12d3-a456-426655440000/logs")
+    assert missing.status_code == 404 and missing.json_body["id"] == "15"
+    bad_offset = hosts.call(
+        "GET", f"{API}/composes/123e4567-e89b-12d3-a456-426655440000/logs?offset=-1"
+    )
+    assert bad_offset.status_code == 400 and bad_offset.json_body["id"] == "33"
+
+
+def test_the_error_registry_pages_and_serves_each_error(kiln: Kiln) -> None:
+    first = kiln.call("GET", f"{API}/errors?page=0&size=5").json_body
+    assert first["kind"] == "ErrorList" and first["page"] == 0 and first["size"] == 5
+    everything = kiln.call("GET", f"{API}/errors").json_body
+    assert everything["total"] == len(everything["items"]) == first["total"]
+    assert first["items"] == everything["items"][:5]
+    for item in everything["items"]:
+        one = kiln.call("GET", item["href"])
+        assert one.status_code == 200 and one.json_body["reason"] == item["reason"]
+    assert kiln.call("GET", f"{API}/errors/999999").json_body["id"] == "17"
+    assert kiln.call("GET", f"{API}/errors/abc").json_body["id"] == "16"
+    assert kiln.call("GET", f"{API}/errors?page=x").json_body["id"] == "18"
+    assert kiln.call("GET", f"{API}/errors?size=-2").json_body["id"] == "19"
+    beyond = kiln.call("GET", f"{API}/errors?page=100").json_body
+    assert beyond["items"] == [] and beyond["size"] == 0
+
+
+def test_every_error_the_face_returns_is_in_the_registry(hosts: Kiln) -> None:
+    listed = {
+        item["id"] for item in hosts.call("GET", f"{API}/errors?size=1000").json_body["items"]
+    }
+    for _body, _code, error_id, _detail in BAD:
+        assert error_id in listed
+    assert {"401", "3", "14", "15", "16", "17", "18", "19", "33"} <= listed
