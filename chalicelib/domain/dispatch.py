@@ -1,9 +1,12 @@
 """Sending jobs to build hosts: what the job message carries, and holding a job until a
-registered, healthy node serves its arch and recipe (or job) type.
+registered, healthy node serves its arch and recipe (or job) type and has room for it.
 
 A job no node serves stays ``creating`` (filed in the sparse ``awaiting_node`` index) and is
 dispatched when such a node's heartbeat arrives, or ends in ``error`` once it has waited
-``unserved_wait_seconds``, with a reason naming what is missing.
+``unserved_wait_seconds``, with a reason naming what is missing. A job whose nodes are all busy
+(a host builds one job at a time) waits the same way, without that limit, and is dispatched
+when a job of its arch ends or a node heartbeats: a job never sits in a build queue, where
+the state machine's heartbeat clock would run out before a host picks it up.
 """
 
 from __future__ import annotations
@@ -49,6 +52,25 @@ def unserved_reason(job: JobModel, settings: Settings) -> str | None:
     )
 
 
+def busy_reason(job: JobModel, settings: Settings, dispatched_now: int = 0) -> str | None:
+    """Why every node that serves the job is taken (one job each), or None if one is free.
+    ``dispatched_now``: jobs of this arch this pass dispatched (the index may lag)."""
+    nodes = build_nodes.serving(
+        job.arch, job.job_type, job.recipe_type or "", settings.node_fresh_seconds
+    )
+    running = dispatched_now + sum(
+        1
+        for other in JobModel.by_unfinished.query(KIND)
+        if other.arch == job.arch and other.awaiting_node is None and other.id != job.id
+    )
+    if running < len(nodes):
+        return None
+    return (
+        f"every build node serving {needs(job)} is busy "
+        f"({len(nodes)} node(s), {running} job(s) dispatched)"
+    )
+
+
 def begin(
     job: JobModel, store: ArtifactStore, workflows: Workflows, settings: Settings
 ) -> JobModel:
@@ -56,7 +78,7 @@ def begin(
     if job.recipe_type == "packer" and not build_nodes.advertised("packer"):
         finish_now(job, "no registered build node advertises recipe type 'packer'")
         return records.insert(job)
-    waiting = unserved_reason(job, settings)
+    waiting = unserved_reason(job, settings) or busy_reason(job, settings)
     if waiting:
         job.awaiting_node = KIND
         job.status_reason = f"waiting: {waiting}"
@@ -91,17 +113,22 @@ def start(
 def dispatch_waiting(
     store: ArtifactStore, workflows: Workflows, settings: Settings, now: float | None = None
 ) -> list[str]:
-    """Dispatch waiting jobs a node now serves; end those that waited too long."""
+    """Dispatch waiting jobs, oldest first, that a node serves and has room for; end those no
+    node served for too long."""
     now = now or time.time()
     outcomes = []
+    dispatched: dict[str, int] = {}
     for job in list(JobModel.by_awaiting_node.query(KIND)):
         reason = unserved_reason(job, settings)
         if reason is None:
+            if busy_reason(job, settings, dispatched.get(job.arch, 0)):
+                continue
             try:
                 claimed = update(job.id, _claim)
             except AlreadyClaimed:
                 continue
             start(claimed, store, workflows, settings)
+            dispatched[job.arch] = dispatched.get(job.arch, 0) + 1
             outcomes.append(f"{job.id}: dispatched")
         elif now - epoch(job.created) >= settings.unserved_wait_seconds:
             waited = settings.unserved_wait_seconds

@@ -28,6 +28,19 @@ def handle(bodies: Iterable[str], box: Container) -> list[str]:
     return outcomes
 
 
+def _result(message: dict[str, Any], job_id: str, box: Container) -> str:
+    """A job ended: record it, then hand its node's room to the oldest waiting job."""
+    if message.get("outcome") == "success":
+        outcome = build_results.succeeded(job_id, message.get("output") or {}, box.artifacts)
+    else:
+        error = message.get("error") or {}
+        outcome = build_results.failed(
+            job_id, str(error.get("Error") or "build failed"), error.get("Cause")
+        )
+    dispatched = dispatch.dispatch_waiting(box.artifacts, box.workflows, box.settings)
+    return f"{outcome}; {', '.join(dispatched) or 'no waiting job dispatched'}"
+
+
 def handle_one(message: dict[str, Any], box: Container) -> str:
     kind = message.get("type")
     job_id = message.get("job_id")
@@ -44,13 +57,8 @@ def handle_one(message: dict[str, Any], box: Container) -> str:
             list(containers) if isinstance(containers, list) else None,
             dict(upload) if isinstance(upload, dict) else None,
         )
-    elif kind == "result" and job_id and message.get("outcome") == "success":
-        outcome = build_results.succeeded(job_id, message.get("output") or {}, box.artifacts)
     elif kind == "result" and job_id:
-        error = message.get("error") or {}
-        outcome = build_results.failed(
-            job_id, str(error.get("Error") or "build failed"), error.get("Cause")
-        )
+        outcome = _result(message, job_id, box)
     elif kind == "node_heartbeat":
         node = build_nodes.heartbeat(message, float(message.get("time") or time.time()))
         outcome = "node seen"

@@ -4,6 +4,7 @@ the qcow2 booted, the AMI found in its region."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_two_image_compose_builds_uploads_and_boots(stack: StackProcess, tmp_pat
         time.sleep(2)
     else:
         raise AssertionError(f"compose still pending after 25 min: {seen}\n{stack.output()}")
-    assert status["status"] == "success", (status, stack.output())
+    assert status["status"] == "success", f"{json.dumps(status, indent=1)}\n{stack.output()}"
     assert live_log_seen, "no log text was readable while the build ran"
     flat = {state for states in seen for state in states}
     assert {"building", "uploading", "success"} <= flat, seen
