@@ -8,12 +8,12 @@ import uuid
 from typing import Any
 
 from chalicelib.adapters import records
-from chalicelib.adapters.artifacts import ArtifactStore, job_log_key
+from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.models import ImageModel, JobModel, PublicKeyModel, RecipeModel
 from chalicelib.adapters.workflows import Workflows
 from chalicelib.auth import Principal
 from chalicelib.config import Settings
-from chalicelib.domain import dispatch
+from chalicelib.domain import dispatch, job_logs
 from chalicelib.domain.job_records import KIND, set_status, update
 from chalicelib.domain.states import JOB_STATUSES, JOB_TRANSITIONS, check_move
 from chalicelib.domain.validation import BodyCheck, require_object
@@ -163,12 +163,13 @@ def get(principal: Principal, job_id: str) -> JobModel:
 
 
 def build_log(principal: Principal, job_id: str, store: ArtifactStore) -> str:
-    """The build host's log of the job (written when the job ends, success or failure)."""
+    """The build host's log of the job: all of it once the job ended, what the host has
+    written so far while it runs."""
     job = get(principal, job_id)
-    key = job_log_key(job.id)
-    if store.head(key) is None:
+    part = job_logs.read(job, store)
+    if part.size == 0:
         raise NotFound(f"job {job_id} has no build log yet (status {job.status})")
-    return store.read(key).decode("utf-8", errors="replace")
+    return part.text
 
 
 def list_for(principal: Principal) -> list[JobModel]:

@@ -12,16 +12,12 @@ from typing import Any
 
 from chalicelib import observability
 from chalicelib.adapters import records
-from chalicelib.adapters.artifacts import (
-    ArtifactStore,
-    compose_recipe_key,
-    job_log_chunk_prefix,
-)
+from chalicelib.adapters.artifacts import ArtifactStore, compose_recipe_key
 from chalicelib.adapters.models import ComposeModel, JobModel
 from chalicelib.adapters.workflows import Workflows
 from chalicelib.auth import Principal
 from chalicelib.config import Settings
-from chalicelib.domain import build_nodes, compose_recipes, compose_request, dispatch
+from chalicelib.domain import build_nodes, compose_recipes, compose_request, dispatch, job_logs
 from chalicelib.domain.compose_request import ComposePlan, ImagePlan
 from chalicelib.domain.job_records import KIND as JOB_KIND
 from chalicelib.domain.states import JOB_TERMINAL
@@ -135,32 +131,11 @@ def compose_status(builds: list[ImageBuild]) -> str:
     return "failure"
 
 
-@dataclasses.dataclass(frozen=True)
-class LogPart:
-    text: str
-    offset: int
-    size: int
-    streaming: bool
-
-
-def log(build: ImageBuild, store: ArtifactStore, offset: int) -> LogPart:
-    """The image's log from ``offset``: the final log once the job ended, else the chunks the
-    host has written so far."""
-    job = build.job
-    if job is None:
-        return LogPart("", offset, 0, False)
-    streaming = job.status not in JOB_TERMINAL
-    if not streaming and job.build_log_key and store.head(job.build_log_key):
-        size = int(store.head(job.build_log_key)["ContentLength"])  # type: ignore[index]
-        data = store.read_from(job.build_log_key, offset) if offset < size else b""
-        return LogPart(data.decode("utf-8", errors="replace"), offset, size, False)
-    parts, start = [], 0
-    for key, size in store.sizes(job_log_chunk_prefix(job.id)):
-        if start + size > offset:
-            parts.append(store.read_from(key, max(0, offset - start)))
-        start += size
-    text = b"".join(parts).decode("utf-8", errors="replace")
-    return LogPart(text, offset, start, streaming)
+def log(build: ImageBuild, store: ArtifactStore, offset: int) -> job_logs.LogPart:
+    """The image's build log from ``offset`` (what exists so far while it builds)."""
+    if build.job is None:
+        return job_logs.LogPart("", offset, 0, False)
+    return job_logs.read(build.job, store, offset)
 
 
 def _artifact_json(job: JobModel | None, media_type: str, store: ArtifactStore) -> Any:

@@ -248,3 +248,15 @@ def test_results_are_logged_with_the_job_id_and_counted(
     }
     assert metrics["JobsStarted"] in (1.0, [1.0])
     assert metrics["JobsSucceeded"] in (1.0, [1.0]) and metrics["BuildSeconds"] in (42.5, [42.5])
+
+
+def test_build_log_shows_what_the_host_wrote_so_far_while_it_builds(kiln: Kiln, ready) -> None:
+    recipe, key = ready
+    job = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key)).json_body
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = kiln.provisioned.state_machine_arn.replace(":stateMachine:", ":execution:")
+    message = json.loads(sfn.describe_execution(executionArn=f"{arn}:{job['id']}")["input"])
+    put_object(kiln, f"{message['log_chunk_prefix']}000000.log", b"I: fetching\n")
+    put_object(kiln, f"{message['log_chunk_prefix']}000001.log", b"I: unpacking\n")
+    log = kiln.call("GET", f"{V3}/jobs/{job['id']}/log")
+    assert log.status_code == 200 and log.body == b"I: fetching\nI: unpacking\n"

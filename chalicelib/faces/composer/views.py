@@ -8,7 +8,8 @@ from typing import Any
 from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.models import ComposeModel, JobModel
 from chalicelib.domain import composes
-from chalicelib.domain.composes import ImageBuild, LogPart
+from chalicelib.domain.composes import ImageBuild
+from chalicelib.domain.job_logs import LogPart
 from chalicelib.faces.composer.errors import PREFIX
 
 #: job status -> composer image status
