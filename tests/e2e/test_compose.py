@@ -79,7 +79,13 @@ def test_two_image_compose_builds_uploads_and_boots(stack: StackProcess, tmp_pat
 
     options = ami["upload_status"]["options"]
     assert options["region"] == "eu-west-1" and options["ami"].startswith("ami-")
-    ec2 = boto3.client("ec2", region_name="eu-west-1", endpoint_url=stack.info["aws_endpoint_url"])
+    ec2 = boto3.client(
+        "ec2",
+        region_name="eu-west-1",
+        endpoint_url=stack.info["aws_endpoint_url"],
+        aws_access_key_id="kiln-local",  # the stack's moto accepts these
+        aws_secret_access_key="kiln-local",
+    )
     (registered,) = ec2.describe_images(ImageIds=[options["ami"]])["Images"]
     assert registered["BootMode"] == "uefi"
     permissions = ec2.describe_image_attribute(
