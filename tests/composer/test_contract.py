@@ -383,13 +383,12 @@ def _end_every_build(face: Face) -> None:
     """Earlier tests' builds hold the hosts (one job each): end them, and whatever waiting
     job each ending dispatches, so this test's images start at once."""
     sfn = boto3.client("stepfunctions", region_name=REGION)
+    pages = sfn.get_paginator("list_executions")
     ended: set[str] = set()
-    for _ in range(20):
+    for _ in range(1000):  # each ending may dispatch one waiting job per arch
+        arn = face.kiln.provisioned.state_machine_arn
         names = {
-            e["name"]
-            for e in sfn.list_executions(stateMachineArn=face.kiln.provisioned.state_machine_arn)[
-                "executions"
-            ]
+            e["name"] for page in pages.paginate(stateMachineArn=arn) for e in page["executions"]
         }
         if names <= ended:
             return
