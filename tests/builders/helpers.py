@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import subprocess
 import tarfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from builders.backends import debian_recipe as recipes
@@ -55,3 +59,29 @@ def unpack_example(name: str, base: Path) -> tuple[Path, dict[str, str]]:
         tar.extractall(recipe_dir, filter="data")
     meta = json.loads((EXAMPLES / name / "recipe.json").read_text())
     return recipe_dir, {item["key"]: item["value"] for item in meta.get("template_dictionary", [])}
+
+
+@contextlib.contextmanager
+def serve_files(files: dict[str, bytes]) -> Iterator[str]:
+    """A local HTTP server answering GET ``path`` with ``files[path]`` (else 404), e.g. a
+    package mirror's Release files; yields its base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            if self.path in files:
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(files[self.path])
+            else:
+                self.send_error(404)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -4,11 +4,9 @@ metadata part run against stand-ins for chroot, dpkg-query and apt-get."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from builders.backends import debian_build_info as info
 from builders.backends import debian_repos as repos
 from builders.backends import debian_script as scripts
 from builders.backends.base import BUILD_PLAN_JSON, PACKAGES_JSON, BuildError
-from tests.builders.helpers import context, load, write_recipe
+from tests.builders.helpers import context, load, serve_files, write_recipe
 
 INDEX = """\
 Package: base-files
@@ -252,26 +250,12 @@ def test_release_field() -> None:
 # --- fetching the Release files -----------------------------------------------------------------
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        if self.path == "/debian/dists/bookworm/Release":
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"Codename: bookworm\n\xff raw bytes\n")
-        else:
-            self.send_error(404)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture()
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_files(
+        {"/debian/dists/bookworm/Release": b"Codename: bookworm\n\xff raw bytes\n"}
+    ) as url:
+        yield url
 
 
 def test_fetch_sources_keeps_the_raw_bytes(tmp_path: Path, server: str) -> None:

@@ -4,10 +4,8 @@ the extra repositories against a local HTTP server)."""
 
 from __future__ import annotations
 
-import http.server
 import shlex
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from builders.backends import debian_repos as repos
 from builders.backends import debian_script as scripts
 from builders.backends.base import BuildError
 from builders.backends.debian import DebianBackend, _mmdebstrap_command
-from tests.builders.helpers import context, load, write_recipe
+from tests.builders.helpers import context, load, serve_files, write_recipe
 
 S = "suite: bookworm\n"
 K = "suite: bookworm\nkernel: true\n"
@@ -215,30 +213,14 @@ def test_bad_min_size_names_the_problem(tmp_path: Path, disk: str, expected: str
 # --- waiting for the extra repositories (local HTTP server) -------------------------------------
 
 
-class _ReleaseHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        releases = {
-            "/debian/dists/bookworm/Release": b"Architectures: amd64\nComponents: main\n",
-            "/extra/dists/bookworm/Release": b"Architectures: amd64\nComponents: main ex\n",
-        }
-        if self.path in releases:
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(releases[self.path])
-        else:
-            self.send_error(404)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture()
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ReleaseHandler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    releases = {
+        "/debian/dists/bookworm/Release": b"Architectures: amd64\nComponents: main\n",
+        "/extra/dists/bookworm/Release": b"Architectures: amd64\nComponents: main ex\n",
+    }
+    with serve_files(releases) as url:
+        yield url
 
 
 def _wait(tmp_path: Path, server: str, repositories: str, wait: float = 5.0) -> list[str]:
