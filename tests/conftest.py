@@ -34,15 +34,20 @@ def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, str]:
     return private_path.read_bytes(), public_path.read_text()
 
 
+def use_test_aws_env(patch: pytest.MonkeyPatch) -> None:
+    """Fake credentials, this region, no endpoint override: in-process moto, never AWS."""
+    for name in ("AWS_ENDPOINT_URL", "MOTO_PORT", "AWS_PROFILE"):
+        patch.delenv(name, raising=False)
+    patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    patch.setenv("AWS_DEFAULT_REGION", REGION)
+    patch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    patch.setenv("POWERTOOLS_METRICS_NAMESPACE", "KilnTest")
+
+
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_ENDPOINT_URL", "MOTO_PORT", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "KilnTest")
+    use_test_aws_env(monkeypatch)
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ from chalicelib import container as container_module
 from infra import resources
 from infra.local import tokens
 from infra.local.provision import Provisioned, provision
-from tests.conftest import BUCKET, REGION, ROOT, Kiln, settings_for
+from tests.conftest import BUCKET, REGION, ROOT, Kiln, settings_for, use_test_aws_env
 
 KILN_DOCUMENT = ROOT / "chalicelib" / "faces" / "composer" / "kiln-composer-v2.yaml"
 #: the published contract, next to this checkout (absent in CI's clean clone)
@@ -112,13 +112,7 @@ class Face:
 def face(signing_keys: tuple[bytes, str]) -> Iterator[Face]:
     private_pem, public_pem = signing_keys
     with pytest.MonkeyPatch.context() as patch:
-        for name in ("AWS_ENDPOINT_URL", "MOTO_PORT", "AWS_PROFILE"):
-            patch.delenv(name, raising=False)
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_DEFAULT_REGION", REGION)
-        patch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-        patch.setenv("POWERTOOLS_METRICS_NAMESPACE", "KilnTest")
+        use_test_aws_env(patch)
         patch.setattr(ChaliceRequestHandler, "log_message", lambda *_args: None)
         with mock_aws():
             provisioned: Provisioned = provision(REGION, "kiln", BUCKET, resources.Timing())
