@@ -51,6 +51,8 @@ test: lint test-fast test-slow
 
 bench: install
 	$(PY) bench/dispatch.py
+	$(PY) bench/glance.py
+	$(PY) bench/front.py
 
 clean:
 	rm -rf $(VENV) .kiln .pytest_cache .mypy_cache .ruff_cache

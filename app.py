@@ -7,12 +7,16 @@ from typing import Any
 from chalice import Chalice, Rate
 
 from chalicelib import observability
-from chalicelib.config import BUILD_EVENTS_QUEUE, UPLOAD_EVENTS_QUEUE
+from chalicelib.config import BUILD_EVENTS_QUEUE, GLANCE_IMPORTS_QUEUE, UPLOAD_EVENTS_QUEUE
 from chalicelib.container import container
 from chalicelib.faces.composer import composes as composer_composes
 from chalicelib.faces.composer import service as composer_service
+from chalicelib.faces.glance import data as glance_data
+from chalicelib.faces.glance import discovery as glance_discovery
+from chalicelib.faces.glance import images as glance_images
+from chalicelib.faces.glance import members as glance_members
 from chalicelib.faces.ims import build_nodes, images, jobs, public_keys, recipes, service
-from chalicelib.handlers import build_events, cleanup, upload_events
+from chalicelib.handlers import build_events, cleanup, glance_imports, upload_events
 
 app = Chalice(app_name="kiln", configure_logs=False)  # Powertools logs as "kiln"
 app.register_middleware(observability.middleware, "all")
@@ -20,6 +24,10 @@ for face in (recipes, public_keys, images, jobs, build_nodes, service):
     app.register_blueprint(face.bp)
 for face in (composer_composes, composer_service):
     app.register_blueprint(face.bp)
+for face in (glance_discovery, glance_images, glance_members, glance_data):
+    app.register_blueprint(face.bp)
+#: Glance's data routes as the local front streams them (same domain calls as the routes above)
+streaming_routes = glance_data.STREAMING_ROUTES
 
 
 @app.on_sqs_message(queue=UPLOAD_EVENTS_QUEUE, batch_size=10)
@@ -35,3 +43,8 @@ def on_build_event(event: Any) -> None:
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def on_cleanup_schedule(event: Any) -> dict[str, list[str]]:
     return cleanup.run(container())
+
+
+@app.on_sqs_message(queue=GLANCE_IMPORTS_QUEUE, batch_size=1)
+def on_glance_import(event: Any) -> None:
+    glance_imports.handle((record.body for record in event), container())

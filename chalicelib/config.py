@@ -10,6 +10,7 @@ import os
 # they are constants here; infra/resources.py reads the same constants.
 BUILD_EVENTS_QUEUE = "kiln-build-events"
 UPLOAD_EVENTS_QUEUE = "kiln-upload-events"
+GLANCE_IMPORTS_QUEUE = "kiln-glance-imports"
 ARCHES = ("x86_64", "aarch64")
 
 
@@ -38,6 +39,14 @@ class Settings:
     deleted_retention_seconds: int = 30 * 86400
     orphan_grace_seconds: int = 3600
     interrupted_grace_seconds: int = 60
+    glance_property_quota: int = 128
+    glance_tag_quota: int = 128
+    glance_member_quota: int = 128
+    glance_image_size_cap: int = 1024**4
+    glance_import_allow: str = ""  # CIDRs web-download may fetch from despite being private
+    glance_inline_data_max: int = 5 * 1024 * 1024  # larger downloads on AWS: a presigned URL
+    glance_upload_timeout_seconds: int = 6 * 3600  # then an upload's image is queued again
+    glance_import_timeout_seconds: int = 3600  # then an import has failed
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -64,6 +73,20 @@ class Settings:
             ),
             orphan_grace_seconds=int(env.get("KILN_ORPHAN_GRACE_SECONDS", "3600")),
             interrupted_grace_seconds=int(env.get("KILN_INTERRUPTED_GRACE_SECONDS", "60")),
+            glance_property_quota=int(env.get("KILN_GLANCE_PROPERTY_QUOTA", "128")),
+            glance_tag_quota=int(env.get("KILN_GLANCE_TAG_QUOTA", "128")),
+            glance_member_quota=int(env.get("KILN_GLANCE_MEMBER_QUOTA", "128")),
+            glance_image_size_cap=int(env.get("KILN_GLANCE_IMAGE_SIZE_CAP", str(1024**4))),
+            glance_import_allow=env.get("KILN_GLANCE_IMPORT_ALLOW", ""),
+            glance_upload_timeout_seconds=int(
+                env.get("KILN_GLANCE_UPLOAD_TIMEOUT_SECONDS", str(6 * 3600))
+            ),
+            glance_import_timeout_seconds=int(
+                env.get("KILN_GLANCE_IMPORT_TIMEOUT_SECONDS", "3600")
+            ),
+            glance_inline_data_max=int(
+                env.get("KILN_GLANCE_INLINE_DATA_MAX", str(5 * 1024 * 1024))
+            ),
         )
 
 

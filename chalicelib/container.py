@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import boto3
+from botocore.config import Config
 
+from chalicelib.adapters import aws_clients
 from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.models import bind_tables
+from chalicelib.adapters.work_queue import WorkQueue
 from chalicelib.adapters.workflows import Workflows
-from chalicelib.config import Settings
+from chalicelib.config import GLANCE_IMPORTS_QUEUE, Settings
 from chalicelib.config import settings as load_settings
 
 
@@ -29,7 +31,9 @@ class Container:
 
     def _client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.client(service, region_name=self.settings.region)
+            self._clients[service] = aws_clients.client(
+                service, self.settings.region, _CONFIGS.get(service)
+            )
         return self._clients[service]
 
     def bind_tables(self) -> None:
@@ -47,6 +51,22 @@ class Container:
     def workflows(self) -> Workflows:
         return Workflows(self._client("stepfunctions"), self.settings.state_machine_arn)
 
+    @functools.cached_property
+    def glance_imports(self) -> WorkQueue:
+        """Glance imports (web-download, glance-direct) and build outputs to hash."""
+        return WorkQueue(self._client("sqs"), GLANCE_IMPORTS_QUEUE)
+
+
+#: S3: checksums only where S3 requires them. Kiln hashes image data itself as it streams
+#: (MD5, SHA-512); botocore's default CRC32 on every part would make it encode each upload as
+#: aws-chunked with a trailer and read every download twice.
+_CONFIGS = {
+    "s3": Config(
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        max_pool_connections=20,
+    )
+}
 
 _current: list[Container] = []
 

@@ -82,3 +82,21 @@ class InvalidComposeRequest(ComposeRejected):
 
 class UnsupportedMediaType(DomainError):
     status, title = 415, "Unsupported Media Type"
+
+
+class Gone(DomainError):
+    status, title = 410, "Gone"
+
+
+class QuotaExceeded(DomainError):
+    status, title = 413, "Request Entity Too Large"
+
+
+class RangeNotSatisfiable(DomainError):
+    status, title = 416, "Requested Range Not Satisfiable"
+
+
+class BadRequest(DomainError):
+    """A request a face reads as malformed (Glance answers 400 where IMS would say 422)."""
+
+    status, title = 400, "Bad Request"

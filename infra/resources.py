@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.adapters.models import bind_tables, table_schemas
-from chalicelib.config import ARCHES, BUILD_EVENTS_QUEUE, UPLOAD_EVENTS_QUEUE, build_queue_name
+from chalicelib.config import (
+    ARCHES,
+    BUILD_EVENTS_QUEUE,
+    GLANCE_IMPORTS_QUEUE,
+    UPLOAD_EVENTS_QUEUE,
+    build_queue_name,
+)
 
 STATE_MACHINE_FILE = Path(__file__).parent / "statemachines" / "build.asl.json"
 STATE_MACHINE_NAME = "kiln-build"
@@ -37,7 +43,8 @@ def queues() -> list[QueueSpec]:
     ]
     return build + [
         QueueSpec(BUILD_EVENTS_QUEUE, 120, "host progress/heartbeats and each job's final result"),
-        QueueSpec(UPLOAD_EVENTS_QUEUE, 300, "S3 ObjectCreated notifications for recipe uploads"),
+        QueueSpec(UPLOAD_EVENTS_QUEUE, 300, "S3 ObjectCreated notifications for uploads"),
+        QueueSpec(GLANCE_IMPORTS_QUEUE, 900, "Glance imports and build outputs to checksum"),
     ]
 
 
@@ -47,7 +54,8 @@ def tables(prefix: str, region: str) -> list[dict[str, Any]]:
 
 
 def upload_notification(queue_arn: str) -> dict[str, Any]:
-    """Bucket -> SQS: every object under recipes/ notifies the upload-events queue."""
+    """Bucket -> SQS: recipe archives and Glance data uploaded straight to S3 notify the
+    upload-events queue."""
     return {
         "QueueConfigurations": [
             {
@@ -55,7 +63,20 @@ def upload_notification(queue_arn: str) -> dict[str, Any]:
                 "QueueArn": queue_arn,
                 "Events": ["s3:ObjectCreated:*"],
                 "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "recipes/"}]}},
-            }
+            },
+            {
+                "Id": "glance-direct-uploads",
+                "QueueArn": queue_arn,
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {
+                    "Key": {
+                        "FilterRules": [
+                            {"Name": "prefix", "Value": "glance/"},
+                            {"Name": "suffix", "Value": "/direct"},
+                        ]
+                    }
+                },
+            },
         ]
     }
 

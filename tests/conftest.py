@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import itertools
 import json
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.session
+import pynamodb.connection.base
 import pytest
 from chalice.test import Client
 from moto import mock_aws
@@ -22,6 +25,12 @@ from chalicelib.config import BUILD_EVENTS_QUEUE, UPLOAD_EVENTS_QUEUE, Settings
 from infra import resources
 from infra.local import tokens
 from infra.local.provision import Provisioned, provision
+
+# One botocore session for PynamoDB in the test process: its connections otherwise load the
+# DynamoDB service model again for every model class in every test (the tests are single-
+# threaded; the product keeps PynamoDB's own session per connection).
+_shared_botocore_session = functools.cache(botocore.session.get_session)
+pynamodb.connection.base.get_session = _shared_botocore_session  # type: ignore[attr-defined]
 
 REGION = "us-east-1"
 BUCKET = "kiln-artifacts"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import hashlib
 import json
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from chalicelib.errors import Invalid
+from chalicelib.errors import BadRequest, Invalid
 
 CHUNK = 1024 * 1024
+PART = 8 * 1024 * 1024  # multipart part size for streamed uploads (S3's least is 5 MiB)
+IN_FLIGHT = 2  # parts of one streamed upload sent at once
 
 
 def recipe_key(recipe_id: str) -> str:
@@ -37,6 +41,21 @@ def job_log_chunk_prefix(job_id: str) -> str:
 def compose_recipe_key(compose_id: str, index: int) -> str:
     """The kiln-debian recipe archive Kiln generated for a compose's image request."""
     return f"composes/{compose_id}/{index}/recipe.tar.gz"
+
+
+def glance_data_key(image_id: str) -> str:
+    """A Glance image's data, once uploaded or imported (streamed in by Kiln)."""
+    return f"glance/{image_id}/data"
+
+
+def glance_staging_key(image_id: str) -> str:
+    """Data PUT to /stage, waiting for a glance-direct import."""
+    return f"glance/{image_id}/staging"
+
+
+def glance_direct_key(image_id: str) -> str:
+    """Data a client uploads straight to S3 (presigned parts); its upload event activates it."""
+    return f"glance/{image_id}/direct"
 
 
 def job_cancel_key(job_id: str) -> str:
@@ -209,3 +228,107 @@ class ArtifactStore:
             return bytes(body.read())
         finally:
             body.close()
+
+    # -- streams: image data in and out without holding it in memory --------------------------
+    def put_stream(self, key: str, chunks: Iterable[bytes], part_size: int = PART) -> int:
+        """Write ``chunks`` to ``key`` as a multipart upload of ``part_size`` parts; the upload
+        is aborted (nothing is left) if reading ``chunks`` or S3 fails. Returns the size."""
+        upload = self._s3.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType="application/octet-stream"
+        )["UploadId"]
+        sent: list[concurrent.futures.Future[dict[str, Any]]] = []
+        size = 0
+
+        def send(number: int, body: bytes) -> dict[str, Any]:
+            response = self._s3.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload, PartNumber=number, Body=body
+            )
+            return {"PartNumber": number, "ETag": response["ETag"]}
+
+        # parts go up while the next ones are read: at most IN_FLIGHT parts are held at once
+        with concurrent.futures.ThreadPoolExecutor(IN_FLIGHT, "s3-part") as senders:
+            try:
+                for number, part in enumerate(_parts(chunks, part_size), start=1):
+                    size += len(part)
+                    while sum(not f.done() for f in sent) >= IN_FLIGHT:
+                        concurrent.futures.wait(sent, return_when="FIRST_COMPLETED")
+                    sent.append(senders.submit(send, number, part))
+                    del part
+                if not sent:  # S3 wants at least one part: an empty object
+                    sent.append(senders.submit(send, 1, b""))
+                self.complete_upload(key, upload, [f.result() for f in sent])
+            except BaseException:
+                for future in sent:
+                    future.cancel()
+                self.abort_upload(key, upload)
+                raise
+        return size
+
+    def start_upload(self, key: str) -> str:
+        return str(self._s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"])
+
+    def presign_part(self, key: str, upload_id: str, number: int) -> str:
+        return str(
+            self._s3.generate_presigned_url(
+                "upload_part",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "UploadId": upload_id,
+                    "PartNumber": number,
+                },
+                ExpiresIn=self._presign_seconds,
+            )
+        )
+
+    def complete_upload(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        """Join the parts; parts S3 does not know are the caller's mistake (BadRequest)."""
+        try:
+            self._s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except self._s3.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            if str(error.get("Code")) in (
+                "InvalidPart",
+                "InvalidPartOrder",
+                "NoSuchUpload",
+                "EntityTooSmall",
+                "MalformedXML",
+            ):
+                raise BadRequest(f"S3 refused the parts: {error.get('Message') or error}") from exc
+            raise
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        with contextlib.suppress(Exception):
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def stream_range(self, key: str, first: int, last: int) -> Iterator[bytes]:
+        """Bytes ``first``..``last`` (inclusive) of the object, in chunks."""
+        response = self._s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={first}-{last}")
+        body = response["Body"]
+        try:
+            yield from iter(lambda: body.read(CHUNK), b"")
+        finally:
+            body.close()
+
+    def copy(self, source: str, target: str) -> None:
+        self._s3.copy({"Bucket": self.bucket, "Key": source}, self.bucket, target)
+
+
+def _parts(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """Re-cut a stream of chunks into parts of exactly ``size`` bytes (the last may be less),
+    copying each byte once."""
+    held: list[bytes] = []
+    count = 0
+    for chunk in chunks:
+        while chunk:
+            take = chunk[: size - count] if count + len(chunk) > size else chunk
+            chunk = chunk[len(take) :]
+            held.append(take)
+            count += len(take)
+            if count == size:
+                yield b"".join(held)
+                held, count = [], 0
+    if held:
+        yield b"".join(held)

@@ -22,6 +22,8 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from chalicelib.adapters.glance_models import GLANCE_MODELS
+
 
 class ByTenant(GlobalSecondaryIndex["Any"]):
     class Meta:
@@ -230,6 +232,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     JobModel,
     ComposeModel,
     BuildNodeModel,
+    *GLANCE_MODELS,
 )
 
 

@@ -9,6 +9,7 @@ import time
 
 from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore, node_control_key
+from chalicelib.adapters.glance_models import GlanceImageModel
 from chalicelib.adapters.models import (
     BuildNodeModel,
     ComposeModel,
@@ -19,7 +20,7 @@ from chalicelib.adapters.models import (
 from chalicelib.domain import build_nodes
 
 #: Kiln's own key prefixes: prefix -> who owns "prefix<id>/..."
-_OWNED_PREFIXES = ("recipes/", "images/", "jobs/", "control/jobs/", "composes/")
+_OWNED_PREFIXES = ("recipes/", "images/", "jobs/", "control/jobs/", "composes/", "glance/")
 
 
 def _owner_exists(prefix: str, owner_id: str) -> bool:
@@ -32,6 +33,8 @@ def _owner_exists(prefix: str, owner_id: str) -> bool:
         return any(j.planned_image_id == owner_id for j in JobModel.by_unfinished.query("job"))
     if prefix == "composes/":
         return records.find(ComposeModel, owner_id) is not None
+    if prefix == "glance/":
+        return records.find(GlanceImageModel, owner_id) is not None
     return records.find(JobModel, owner_id) is not None
 
 

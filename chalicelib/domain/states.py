@@ -75,3 +75,16 @@ RECORD_TRANSITIONS: dict[str, frozenset[str]] = {
     "undeleting": frozenset({"live"}),
     "purging": frozenset(),
 }
+
+#: a Glance image (Glance's own table): data upload saves, /stage uploads, import imports.
+#: A failed upload or import goes back to queued; deleting removes the record.
+GLANCE_IMAGE_TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"saving", "uploading", "importing", "active", "deleted"}),
+    "saving": frozenset({"active", "killed", "deleted", "queued"}),
+    "uploading": frozenset({"importing", "queued", "deleted"}),
+    "importing": frozenset({"active", "deleted", "queued"}),
+    "active": frozenset({"deleted", "deactivated"}),
+    "deactivated": frozenset({"active", "deleted"}),
+    "killed": frozenset({"deleted"}),
+    "deleted": frozenset(),
+}

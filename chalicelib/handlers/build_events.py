@@ -11,6 +11,7 @@ from typing import Any
 from chalicelib import observability
 from chalicelib.container import Container
 from chalicelib.domain import build_nodes, build_results, dispatch
+from chalicelib.domain.glance import build_outputs
 
 
 def handle(bodies: Iterable[str], box: Container) -> list[str]:
@@ -32,6 +33,8 @@ def _result(message: dict[str, Any], job_id: str, box: Container) -> str:
     """A job ended: record it, then hand its node's room to the oldest waiting job."""
     if message.get("outcome") == "success":
         outcome = build_results.succeeded(job_id, message.get("output") or {}, box.artifacts)
+        if outcome == "success":  # the one registry: the image shows in Glance as well
+            outcome += "; " + build_outputs.register(job_id, box.glance_imports)
     else:
         error = message.get("error") or {}
         outcome = build_results.failed(

@@ -1,5 +1,6 @@
 """The schedule: end jobs whose host went silent, dispatch or end jobs waiting for a node,
-finish interrupted lifecycle operations, purge old deleted records, remove orphan uploads.
+finish interrupted lifecycle operations, purge old deleted records, remove orphan uploads,
+put Glance images whose data never arrived back to queued.
 
 Safe to run twice at once: every step is a versioned write or an idempotent S3 call."""
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from chalicelib import observability
 from chalicelib.container import Container
 from chalicelib.domain import build_results, dispatch, housekeeping, lifecycle
+from chalicelib.domain.glance import stuck
 
 
 def run(box: Container) -> dict[str, list[str]]:
@@ -38,6 +40,7 @@ def run(box: Container) -> dict[str, list[str]]:
             store, settings.orphan_grace_seconds
         ),
         "node_controls_fixed": lambda: housekeeping.reconcile_node_controls(store),
+        "glance_stuck_images": lambda: stuck.recover(store, settings),
     }
     report: dict[str, list[str]] = {}
     log = observability.logger()

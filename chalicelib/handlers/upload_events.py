@@ -1,4 +1,5 @@
-"""Bucket -> SQS -> here: an uploaded recipe archive is checked, checksummed and made usable."""
+"""Bucket -> SQS -> here: an uploaded recipe archive is checked, checksummed and made usable;
+Glance data uploaded straight to S3 is hashed and its image activated."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from chalicelib import observability
 from chalicelib.container import Container
 from chalicelib.domain import recipes
+from chalicelib.domain.glance import direct
 
 
 def object_created(body: str) -> Iterable[tuple[str, str, str]]:
@@ -36,6 +38,13 @@ def handle(bodies: Iterable[str], box: Container) -> list[dict[str, Any]]:
         for bucket, key, etag in object_created(body):
             if bucket != box.artifacts.bucket:
                 log.warning("upload event for a foreign bucket ignored", extra={"bucket": bucket})
+                continue
+            if direct.image_of(key):
+                outcome = direct.arrived(
+                    key, box.artifacts, etag, box.settings.glance_image_size_cap
+                )
+                log.info("direct upload", extra={"key": key, "outcome": outcome})
+                outcomes.append({"key": key, "image_id": direct.image_of(key), "outcome": outcome})
                 continue
             recipe_id, outcome = recipes.archive_uploaded(key, etag, box.artifacts, box.settings)
             log.info(

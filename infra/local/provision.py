@@ -6,8 +6,7 @@ import contextlib
 import dataclasses
 from typing import Any
 
-import boto3
-
+from chalicelib.adapters import aws_clients
 from infra import resources
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/kiln-build-state-machine"
@@ -22,9 +21,9 @@ class Provisioned:
 
 
 def provision(region: str, table_prefix: str, bucket: str, timing: resources.Timing) -> Provisioned:
-    session = boto3.session.Session(region_name=region)
-    dynamodb, s3, sqs = session.client("dynamodb"), session.client("s3"), session.client("sqs")
-    sfn = session.client("stepfunctions")
+    dynamodb, s3, sqs, sfn = (
+        aws_clients.client(name, region) for name in ("dynamodb", "s3", "sqs", "stepfunctions")
+    )
 
     existing = set(dynamodb.list_tables()["TableNames"])
     tables = []

@@ -139,12 +139,9 @@ class LocalStack:
         return f"http://127.0.0.1:{self.options.api_port}"
 
     def start(self) -> dict[str, Any]:
-        from moto.server import ThreadedMotoServer
-
         opts = self.options
         os.environ.update(aws_environment(opts.aws_port))
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=opts.aws_port, verbose=False)
-        self._moto.start()
+        self._moto = self._start_moto()
         requests.post(
             f"http://127.0.0.1:{opts.aws_port}/moto-api/config",
             json={"stepfunctions": {"execute_state_machine": True}},
@@ -165,6 +162,35 @@ class LocalStack:
         self._wait_for_hosts()
         return self._write_stack_file(private_key.read_bytes())
 
+    def _start_moto(self) -> subprocess.Popen[bytes]:
+        """moto server in a process of its own (moto_process.py: index queries read only their
+        partition), so AWS work runs on another core than the API. MOTO_PORT: its Step
+        Functions call its own SQS there."""
+        port = self.options.aws_port
+        self.options.state_dir.mkdir(parents=True, exist_ok=True)
+        log_file = (self.options.state_dir / "moto.log").open("wb")
+        moto = subprocess.Popen(
+            [sys.executable, "-m", "infra.local.moto_process", "-H", "127.0.0.1", "-p", str(port)],
+            cwd=ROOT,
+            # objects stay in memory (moto spills every object over 8 MiB to a temp file)
+            env={
+                **os.environ,
+                "MOTO_PORT": str(port),
+                "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(2**40),
+            },
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 60
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/moto-api/data.json", timeout=2)
+                return moto
+            except requests.ConnectionError:
+                if moto.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"moto server did not start; see {log_file.name}") from None
+                time.sleep(0.1)
+
     def _app_environment(self, public_key: Path) -> dict[str, str]:
         assert self.provisioned is not None
         return {
@@ -183,10 +209,14 @@ class LocalStack:
 
     def _serve_api(self, app_module: Any) -> None:
         from chalice.config import Config
-        from chalice.local import create_local_server
+
+        from infra.local.front import create_front
 
         config = Config.create(chalice_stage="dev", app_name="kiln", project_dir=str(ROOT))
-        self._api = create_local_server(app_module.app, config, "127.0.0.1", self.options.api_port)
+        routes = getattr(app_module, "streaming_routes", ())
+        self._api = create_front(
+            app_module.app, config, "127.0.0.1", self.options.api_port, streaming_routes=routes
+        )
         threading.Thread(target=self._api.serve_forever, name="api", daemon=True).start()
 
     def _start_host(self, arch: str) -> subprocess.Popen[bytes]:
@@ -243,6 +273,7 @@ class LocalStack:
             "api_url": self.api_url,
             "ims_url": f"{self.api_url}/apis/ims",
             "composer_url": f"{self.api_url}/api/image-builder-composer/v2",
+            "glance_url": self.api_url,
             "aws_endpoint_url": os.environ["AWS_ENDPOINT_URL"],
             "region": REGION,
             "artifact_bucket": self.provisioned.bucket,
@@ -272,7 +303,11 @@ class LocalStack:
         if self._api is not None:
             self._api.shutdown()
         if self._moto is not None:
-            self._moto.stop()
+            self._moto.terminate()
+            try:
+                self._moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._moto.kill()
         (self.options.state_dir / "stack.json").unlink(missing_ok=True)
 
 
@@ -296,6 +331,7 @@ def main() -> None:
         print(
             f"\nKiln is up.\n  API:        {info['api_url']}  (IMS at {info['ims_url']})\n"
             f"  Composer:   {info['composer_url']}\n"
+            f"  Glance:     {info['glance_url']}  (/v2/images)\n"
             f"  AWS (moto): {info['aws_endpoint_url']}\n"
             f"  Hosts:      {', '.join(info['build_hosts']) or 'none'}\n"
             + "".join(f"              ({note})\n" for note in stack.options.hosts_not_started)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -36,6 +38,12 @@ def ensure_keys(state_dir: Path) -> tuple[Path, Path]:
     return private_path, public_path
 
 
+@functools.lru_cache(maxsize=8)
+def _signing_key(private_pem: bytes) -> Any:
+    """The parsed key (parsing a PEM costs more than signing with it)."""
+    return serialization.load_pem_private_key(private_pem, password=None)
+
+
 def mint(
     private_pem: bytes, tenant: str, role: str, ttl_seconds: int = 7 * 24 * 3600, subject: str = ""
 ) -> str:
@@ -50,7 +58,7 @@ def mint(
         "exp": now + ttl_seconds,
         "jti": str(uuid.uuid4()),
     }
-    return jwt.encode(claims, private_pem, algorithm="RS256")
+    return jwt.encode(claims, _signing_key(private_pem), algorithm="RS256")
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""The Glance image registry: image records, their data, members, listing and imports."""

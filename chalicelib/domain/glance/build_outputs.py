@@ -1,0 +1,94 @@
+"""One registry: the image an IMS job or a compose builds appears in Glance too, owned by the
+job's tenant, private. It points at the build's artifact (Glance never deletes that data); the
+import worker hashes it where it lies and activates the record."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from pynamodb.exceptions import PutError
+
+from chalicelib.adapters import records
+from chalicelib.adapters.glance_models import IN_FLIGHT, GlanceImageModel
+from chalicelib.adapters.models import JobModel
+from chalicelib.adapters.work_queue import WorkQueue
+from chalicelib.domain.glance.access import now
+
+#: artifact type -> Glance disk_format, in order of preference (a disk over a root squashfs)
+DISK_FORMAT_OF = {
+    "application/vnd.kiln.image.disk.qcow2": "qcow2",
+    "application/vnd.kiln.image.disk.vmdk": "vmdk",
+    "application/vnd.kiln.image.disk.raw": "raw",
+    "application/vnd.cray.image.rootfs.squashfs": "raw",
+}
+_NAMESPACE = uuid.UUID("6f1c0d1e-4b0a-4a8e-9a57-2f1d3c5b7e90")
+
+
+def glance_id(job_id: str) -> str:
+    """The same Glance image for a job however often its result is replayed."""
+    return str(uuid.uuid5(_NAMESPACE, job_id))
+
+
+def _chosen(artifacts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    for kind in DISK_FORMAT_OF:
+        for artifact in artifacts:
+            if artifact.get("type") == kind and artifact.get("key"):
+                return artifact
+    return None
+
+
+def register(job_id: str, queue: WorkQueue) -> str:
+    """Record the job's image in Glance (importing) and queue its hashing."""
+    job = records.find(JobModel, job_id)
+    if job is None or job.status != "success":
+        return "no glance image: the job did not succeed"
+    artifact = _chosen(job.artifacts or [])
+    if artifact is None:
+        return "no glance image: no disk or root image among the artifacts"
+    image_id, stamp = glance_id(job.id), now()
+    task = {"id": str(uuid.uuid4()), "method": "build-output", "key": artifact["key"]}
+    properties = {
+        "kiln_source": "composer" if job.compose_id else "ims",
+        "kiln_job_id": job.id,
+        "kiln_artifact_type": str(artifact["type"]),
+        "architecture": job.arch,
+        "os_glance_importing_to_stores": "s3",
+        "os_glance_failed_import": "",
+    }
+    if job.compose_id:
+        properties["kiln_compose_id"] = job.compose_id
+    else:
+        properties["kiln_ims_image_id"] = job.resultant_image_id or job.planned_image_id
+    image = GlanceImageModel(
+        id=image_id,
+        owner=job.tenant,
+        created=stamp,
+        created_id=f"{stamp}#{image_id}",
+        updated=stamp,
+        name=_name(job),
+        status="importing",
+        in_flight=IN_FLIGHT,
+        visibility="private",
+        disk_format=DISK_FORMAT_OF[artifact["type"]],
+        container_format="bare",
+        properties=properties,
+        data_owned=False,
+        import_task={**task, "started": time.time()},
+    )
+    try:
+        image.save(condition=GlanceImageModel.id.does_not_exist())
+    except PutError as exc:
+        if records.lost_race(exc):
+            return "glance image already registered"
+        raise
+    queue.send({"image_id": image_id, "task": task["id"]})
+    return f"glance image {image_id}"
+
+
+def _name(job: JobModel) -> str:
+    if job.compose_id:
+        upload = (job.upload or {}).get("type") or "image"
+        return f"compose-{job.compose_id[:8]}-{job.arch}-{upload}"
+    return job.image_root_archive_name

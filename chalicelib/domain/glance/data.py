@@ -1,0 +1,243 @@
+"""Image data: PUT /file streams into S3 while size, MD5 and SHA-512 are computed; GET /file
+streams out, whole or one byte range. A failed upload leaves the image queued and no data."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from chalicelib.adapters import records
+from chalicelib.adapters.artifacts import CHUNK, ArtifactStore, glance_data_key
+from chalicelib.adapters.glance_models import GlanceImageModel
+from chalicelib.auth import Principal
+from chalicelib.config import Settings
+from chalicelib.domain.glance.access import is_admin, owned, visible
+from chalicelib.domain.glance.images import move
+from chalicelib.errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    Forbidden,
+    Gone,
+    QuotaExceeded,
+    RangeNotSatisfiable,
+)
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class Digest:
+    """Size, MD5 and SHA-512 of a stream, as it passes. For large chunks SHA-512 runs on a
+    second thread while MD5 runs on this one (hashlib lets go of the GIL), one chunk apart."""
+
+    PARALLEL_FROM = 256 * 1024
+
+    def __init__(self, size: int = 0) -> None:
+        self.size = size
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.sha512 = hashlib.sha512()
+        self._helper: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: concurrent.futures.Future[None] | None = None
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if len(chunk) < self.PARALLEL_FROM:
+            self._settle()
+            self.md5.update(chunk)
+            self.sha512.update(chunk)
+            return
+        if self._helper is None:
+            self._helper = concurrent.futures.ThreadPoolExecutor(1, "digest")
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._helper.submit(self.sha512.update, chunk)
+        self.md5.update(chunk)
+
+    def _settle(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+    def close(self) -> None:
+        self._settle()
+        if self._helper is not None:
+            self._helper.shutdown(wait=True)
+            self._helper = None
+
+    def fields(self) -> dict[str, object]:
+        self.close()
+        return {
+            "size": self.size,
+            "checksum": self.md5.hexdigest(),
+            "os_hash_algo": "sha512",
+            "os_hash_value": self.sha512.hexdigest(),
+        }
+
+
+def measured(stream: BinaryIO, length: int | None, digest: Digest, cap: int) -> Iterator[bytes]:
+    """The body in chunks, each counted and hashed; refuses more than ``cap`` bytes and a body
+    that ends before its Content-Length."""
+    if length is not None and length > cap:
+        raise QuotaExceeded(f"Image exceeds the storage limit: {length} > {cap} bytes.")
+    while True:
+        want = CHUNK if length is None else min(CHUNK, length - digest.size)
+        if want <= 0:
+            return
+        chunk = stream.read(want)
+        if not chunk:
+            if length is not None and digest.size < length:
+                raise BadRequest(f"The request body ended after {digest.size} of {length} bytes.")
+            return
+        digest.update(chunk)
+        if digest.size > cap:
+            raise QuotaExceeded(f"Image exceeds the storage limit of {cap} bytes.")
+        yield chunk
+
+
+def receive(
+    image_id: str,
+    principal: Principal,
+    into: tuple[str, str],
+    write: Callable[[Digest], None],
+    finish: Callable[[GlanceImageModel, Digest], None],
+) -> GlanceImageModel:
+    """Move the image from ``into[0]`` to ``into[1]``, run ``write``, then ``finish`` the
+    record; any failure moves it back to ``into[0]`` (nothing partial is kept)."""
+    before, during = into
+
+    def begin(image: GlanceImageModel) -> None:
+        if image.status != before:
+            raise Conflict(
+                f"Image status transition from {image.status} to {during} is not allowed"
+            )
+        move(image, during)
+
+    records.change_versioned(lambda: _load(image_id), begin, f"image {image_id}")
+    digest = Digest()
+    try:
+        write(digest)
+    except BaseException as exc:
+        digest.close()
+        _revert(image_id, during, before)
+        if isinstance(exc, OSError):
+            raise BadRequest(f"The upload of image {image_id} did not complete: {exc}") from exc
+        raise
+    try:
+        return records.change_versioned(
+            lambda: _load(image_id), lambda image: finish(image, digest), f"image {image_id}"
+        )
+    except Gone:
+        raise
+    except DomainError:
+        _revert(image_id, during, before)
+        raise
+
+
+def _load(image_id: str) -> GlanceImageModel:
+    image = records.find(GlanceImageModel, image_id)
+    if image is None:
+        raise Gone(f"Image {image_id} was deleted during the upload.")
+    return image
+
+
+def _revert(image_id: str, during: str, before: str) -> None:
+    def back(image: GlanceImageModel) -> None:
+        if image.status == during:
+            move(image, before)
+
+    with contextlib.suppress(Gone):
+        records.change_versioned(lambda: _load(image_id), back, f"image {image_id}")
+
+
+def upload(
+    image_id: str,
+    principal: Principal,
+    stream: BinaryIO,
+    length: int | None,
+    store: ArtifactStore,
+    settings: Settings,
+) -> GlanceImageModel:
+    image = owned(image_id, principal, "upload data to")
+    if image.disk_format is None or image.container_format is None:
+        raise BadRequest(
+            "Properties disk_format, container_format must be set prior to saving data."
+        )
+    key = glance_data_key(image_id)
+
+    def write(digest: Digest) -> None:
+        store.put_stream(key, measured(stream, length, digest, settings.glance_image_size_cap))
+
+    def finish(image: GlanceImageModel, digest: Digest) -> None:
+        if image.status != "saving":
+            raise Conflict(f"Image {image_id} changed to {image.status} during the upload.")
+        activate(image, key, digest)
+
+    try:
+        return receive(image_id, principal, ("queued", "saving"), write, finish)
+    except Gone:
+        store.delete(key)
+        raise
+
+
+def activate(image: GlanceImageModel, key: str, digest: Digest, owned_data: bool = True) -> None:
+    for name, value in digest.fields().items():
+        setattr(image, name, value)
+    image.data_key = key
+    image.data_owned = owned_data
+    move(image, "active")
+
+
+@dataclasses.dataclass
+class Download:
+    status: int
+    headers: dict[str, str]
+    chunks: Iterator[bytes]
+    size: int
+    key: str = ""
+
+
+def download(
+    image_id: str, principal: Principal, range_header: str | None, store: ArtifactStore
+) -> Download:
+    image = visible(image_id, principal)
+    if image.status == "deactivated" and not is_admin(principal):
+        raise Forbidden(
+            "The requested image has been deactivated. Image data download is forbidden."
+        )
+    if not image.data_key or image.status not in ("active", "deactivated"):
+        return Download(204, {}, iter(()), 0)
+    size = int(image.size or 0)
+    headers = {"Content-Type": "application/octet-stream"}
+    wanted = _range(range_header, size)
+    if wanted is None:
+        if image.checksum:
+            headers["Content-MD5"] = image.checksum
+        headers["Content-Length"] = str(size)
+        chunks = store.stream_range(image.data_key, 0, size - 1) if size else iter(())
+        return Download(200, headers, chunks, size, image.data_key)
+    first, last = wanted
+    headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    headers["Content-Length"] = str(last - first + 1)
+    chunks = store.stream_range(image.data_key, first, last)
+    return Download(206, headers, chunks, last - first + 1, image.data_key)
+
+
+def _range(header: str | None, size: int) -> tuple[int, int] | None:
+    if not header:
+        return None
+    match = _RANGE.match(header.strip().replace(" ", ""))
+    if not match or not (match.group(1) or match.group(2)):
+        raise RangeNotSatisfiable(f"Invalid Range header: {header}")
+    start, end = match.group(1), match.group(2)
+    if not start:  # the last N bytes
+        first, last = max(size - int(end), 0), size - 1
+    else:
+        first, last = int(start), min(int(end), size - 1) if end else size - 1
+    if first >= size or first > last:
+        raise RangeNotSatisfiable(f"Requested range {header} not available for size {size}.")
+    return first, last
