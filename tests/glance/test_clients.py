@@ -384,3 +384,53 @@ def test_web_download_and_direct_upload_through_the_stack(stack: Stack) -> None:
     shown = stack.wait_status(image["id"], "direct", "active")
     assert (shown["size"], shown["checksum"]) == (len(data), hashlib.md5(data).hexdigest())
     assert json.loads(json.dumps(shown))["os_hash_value"] == hashlib.sha512(data).hexdigest()
+
+
+def test_openstack_cli(stack: Stack, tmp_path: Path) -> None:
+    source = tmp_path / "disk.raw"
+    source.write_bytes(b"".join(pattern(2 * MIB + 5)))
+    cli = [
+        str(Path(sys.executable).parent / "openstack"),
+        "--os-auth-type",
+        "admin_token",
+        "--os-endpoint",
+        f"{stack.url}/v2",
+        "--os-token",
+        stack.token("osc"),
+    ]
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [*cli, *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    created = json.loads(
+        run(
+            "image",
+            "create",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "--file",
+            str(source),
+            "--property",
+            "a=b",
+            "--tag",
+            "t",
+            "-f",
+            "json",
+            "osc-image",
+        )
+    )
+    assert created["status"] == "active" and created["size"] == source.stat().st_size
+    out = tmp_path / "out.raw"
+    run("image", "save", "--file", str(out), "osc-image")
+    assert out.read_bytes() == source.read_bytes()
+    run("image", "set", "--name", "osc-renamed", "--property", "c=d", "osc-image")
+    listed = json.loads(run("image", "list", "--tag", "t", "-f", "json"))
+    assert [i["Name"] for i in listed] == ["osc-renamed"]
+    run("image", "delete", "osc-renamed")
+    assert json.loads(run("image", "list", "-f", "json")) == []
