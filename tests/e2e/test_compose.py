@@ -4,6 +4,7 @@ the qcow2 booted, the AMI found in its region."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -102,6 +103,23 @@ def test_two_image_compose_builds_uploads_and_boots(stack: StackProcess, tmp_pat
     assert any(p["name"] == "less" and p["sha256"] for p in manifests[0]["packages"])
     final = stack.composer("GET", f"/composes/{compose_id}/logs").json()["image_builds"]
     assert not any(build["streaming"] for build in final)
+
+    # one registry: both images are in Glance too, hashed where they lie; the qcow2 downloads
+    glance = {"X-Auth-Token": stack.info["tokens"]["user"]}
+    deadline, registered = time.time() + 300, []
+    while time.time() < deadline:
+        listed = requests.get(
+            f"{stack.info['glance_url']}/v2/images", headers=glance, timeout=30
+        ).json()["images"]
+        registered = [i for i in listed if i.get("kiln_compose_id") == compose_id]
+        if len(registered) == 2 and all(i["status"] == "active" for i in registered):
+            break
+        time.sleep(3)
+    formats = sorted((i["disk_format"], i["architecture"]) for i in registered)
+    assert formats == [("qcow2", "x86_64"), ("raw", "x86_64")], registered
+    glance_qcow2 = next(i for i in registered if i["disk_format"] == "qcow2")
+    assert glance_qcow2["size"] == qcow2.stat().st_size
+    assert glance_qcow2["checksum"] == hashlib.md5(qcow2.read_bytes()).hexdigest()
 
     console = boot_to_login(qcow2, tmp_path)
     assert "login:" in console
