@@ -26,34 +26,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from chalicelib.domain.glance import image_fields
+
 _HERE = Path(__file__).with_name("documents")
 
-# Glance's default `[image_format] disk_formats`: the values `disk_format` may take.
-DISK_FORMATS: tuple[str, ...] = (
-    "ami",
-    "ari",
-    "aki",
-    "vhd",
-    "vhdx",
-    "vmdk",
-    "raw",
-    "qcow2",
-    "vdi",
-    "iso",
-    "ploop",
-)
-
-# Glance's default `[image_format] container_formats`: the values `container_format` may take.
-CONTAINER_FORMATS: tuple[str, ...] = (
-    "ami",
-    "ari",
-    "aki",
-    "bare",
-    "ovf",
-    "ova",
-    "docker",
-    "compressed",
-)
+# Glance's default `[image_format]` disk and container formats: the one list is the domain's,
+# which checks requests against it.
+DISK_FORMATS = image_fields.DISK_FORMATS
+CONTAINER_FORMATS = image_fields.CONTAINER_FORMATS
 
 # Every image status the schema allows (in Glance's order); clients may only read it.
 IMAGE_STATUSES: tuple[str, ...] = (
