@@ -34,6 +34,10 @@ class Container:
             self._clients[service] = aws_clients.client(
                 service, self.settings.region, _CONFIGS.get(service)
             )
+            if service == "s3":
+                self._clients[service].meta.events.register(
+                    "before-sign.s3.UploadPart", _unsigned_payload
+                )
         return self._clients[service]
 
     def bind_tables(self) -> None:
@@ -67,6 +71,13 @@ _CONFIGS = {
         max_pool_connections=20,
     )
 }
+
+
+def _unsigned_payload(request: Any, **_: Any) -> None:
+    """An uploaded part's body is not hashed again for the signature (UNSIGNED-PAYLOAD, which
+    botocore sends over https anyway): Kiln hashes image data once, as it streams."""
+    request.headers["X-Amz-Content-SHA256"] = "UNSIGNED-PAYLOAD"
+
 
 _current: list[Container] = []
 
