@@ -238,12 +238,13 @@ class _RunningChecksum(MultipartChecksumBuilder):
 
 
 def _complete(self: Any, body: Iterator[tuple[int, str]]) -> tuple[Any, str, Any]:
-    """moto's FakeMultipart.complete, less one copy of the whole object (it joins the parts
-    into a bytearray, then copied it to bytes)."""
+    """moto's FakeMultipart.complete with fewer copies of the whole object: the parts are
+    checked first, then copied once into a buffer made at its final size (moto grows a
+    bytearray part by part, then copies it to bytes)."""
     builder = s3_models.MultipartChecksumBuilder(
         self.metadata.get("x-amz-checksum-algorithm"), self.metadata.get("x-amz-checksum-type")
     )
-    total, md5s, last, count = bytearray(), bytearray(), None, 0
+    chosen, md5s, last = [], bytearray(), None
     for number, etag in body:
         part = self.parts.get(number)
         if part is None or part.etag.replace('"', "") != etag.replace('"', ""):
@@ -251,13 +252,19 @@ def _complete(self: Any, body: Iterator[tuple[int, str]]) -> tuple[Any, str, Any
         if last is not None and last.contentsize < S3_UPLOAD_PART_MIN_SIZE:
             raise EntityTooSmall()
         md5s.extend(bytes.fromhex(part.etag.replace('"', "")))
-        value = part.value
-        total.extend(value)
-        builder.addPart(value)
-        last, count = part, count + 1
-    if count == 0:
+        chosen.append(part)
+        last = part
+    if not chosen:
         raise MalformedXML()
-    return total, f"{md5_hash(bytes(md5s)).hexdigest()}-{count}", builder.build()
+    total = bytearray(sum(part.contentsize for part in chosen))
+    view, offset = memoryview(total), 0
+    for part in chosen:
+        value = part.value
+        view[offset : offset + len(value)] = value
+        offset += len(value)
+        builder.addPart(value)
+    view.release()
+    return total, f"{md5_hash(bytes(md5s)).hexdigest()}-{len(chosen)}", builder.build()
 
 
 def install() -> None:
