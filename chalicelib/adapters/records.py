@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 from pynamodb.models import Model
@@ -41,11 +41,17 @@ def file_under(record: TenantRecord, kind: str) -> None:
 
 def insert(record: R) -> R:
     """Save a new record; a second insert of the same id is a conflict, never an overwrite."""
+    return save_new(record, type(record).id, f"{record.kind} {record.id} already exists")
+
+
+def save_new(record: M, key: Any, conflict: str) -> M:
+    """Save ``record`` only if no record has its key (``key``: its last key attribute);
+    else Conflict(``conflict``), never an overwrite."""
     try:
-        record.save(condition=type(record).id.does_not_exist())
+        record.save(condition=key.does_not_exist())
     except PutError as exc:
         if lost_race(exc):
-            raise Conflict(f"{record.kind} {record.id} already exists") from exc
+            raise Conflict(conflict) from exc
         raise
     return record
 

@@ -58,6 +58,13 @@ class Stack:
         headers = {"X-Auth-Token": self.token(tenant), **kwargs.pop("headers", {})}
         return requests.request(method, self.url + path, headers=headers, timeout=60, **kwargs)
 
+    def create(self, tenant: str, name: str) -> dict:
+        """A queued raw/bare image, over plain HTTP."""
+        body = {"name": name, "disk_format": "raw", "container_format": "bare"}
+        created = self.http("POST", "/v2/images", tenant, json=body)
+        assert created.status_code == 201, created.text
+        return dict(created.json())
+
     def wait_status(self, image_id: str, tenant: str, wanted: str, timeout: float = 60) -> dict:
         deadline = time.time() + timeout
         while True:
@@ -275,12 +282,7 @@ def test_glance_cli(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_an_upload_cut_short_leaves_the_image_queued(stack: Stack) -> None:
-    image = stack.http(
-        "POST",
-        "/v2/images",
-        "cut",
-        json={"name": "cut", "disk_format": "raw", "container_format": "bare"},
-    ).json()
+    image = stack.create("cut", "cut")
     host, port = stack.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(
@@ -327,12 +329,7 @@ def test_web_download_and_direct_upload_through_the_stack(stack: Stack) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         base = f"http://127.0.0.2:{server.server_port}"
-        image = stack.http(
-            "POST",
-            "/v2/images",
-            "web",
-            json={"name": "web", "disk_format": "raw", "container_format": "bare"},
-        ).json()
+        image = stack.create("web", "web")
         started = stack.http(
             "POST",
             f"/v2/images/{image['id']}/import",
@@ -344,12 +341,7 @@ def test_web_download_and_direct_upload_through_the_stack(stack: Stack) -> None:
         assert shown["checksum"] == hashlib.md5(_Files.body).hexdigest()
         assert shown["os_glance_failed_import"] == ""
 
-        refused = stack.http(
-            "POST",
-            "/v2/images",
-            "web",
-            json={"name": "web2", "disk_format": "raw", "container_format": "bare"},
-        ).json()
+        refused = stack.create("web", "web2")
         stack.http(
             "POST",
             f"/v2/images/{refused['id']}/import",
@@ -364,12 +356,7 @@ def test_web_download_and_direct_upload_through_the_stack(stack: Stack) -> None:
         server.shutdown()
 
     # straight to S3 with presigned parts; the bucket's upload event activates the image
-    image = stack.http(
-        "POST",
-        "/v2/images",
-        "direct",
-        json={"name": "direct", "disk_format": "raw", "container_format": "bare"},
-    ).json()
+    image = stack.create("direct", "direct")
     grant = stack.http(
         "POST", f"/v2/images/{image['id']}/direct-upload", "direct", json={"parts": 2}
     ).json()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Callable
 
 from chalicelib.adapters import records
 from chalicelib.adapters.glance_models import GlanceImageModel, GlanceMemberModel
 from chalicelib.auth import Principal
-from chalicelib.errors import Forbidden, NotFound
+from chalicelib.errors import DomainError, Forbidden, Gone, NotFound
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 
@@ -65,3 +66,22 @@ def owned(image_id: str, principal: Principal, action: str = "modify") -> Glance
     if not (is_admin(principal) or image.owner == principal.tenant):
         raise Forbidden(f"You are not permitted to {action} image {image_id}.")
     return image
+
+
+def change(
+    image_id: str,
+    change: Callable[[GlanceImageModel], None],
+    missing: type[DomainError] = Gone,
+) -> GlanceImageModel:
+    """Read the image, ``change`` it, save with the version check (read again and retried when
+    another writer won). An image deleted meanwhile raises ``missing``."""
+
+    def load() -> GlanceImageModel:
+        image = records.find(GlanceImageModel, image_id)
+        if image is None and missing is NotFound:
+            raise NotFound(f"No image found with ID {image_id}")
+        if image is None:
+            raise missing(f"Image {image_id} was deleted.")
+        return image
+
+    return records.change_versioned(load, change, f"image {image_id}")

@@ -8,13 +8,12 @@ import time
 import uuid
 from typing import Any
 
-from pynamodb.exceptions import PutError
-
 from chalicelib.adapters import records
 from chalicelib.adapters.glance_models import IN_FLIGHT, GlanceImageModel
 from chalicelib.adapters.models import JobModel
 from chalicelib.adapters.work_queue import WorkQueue
 from chalicelib.domain.glance.access import now
+from chalicelib.errors import Conflict
 
 #: artifact type -> Glance disk_format, in order of preference (a disk over a root squashfs)
 DISK_FORMAT_OF = {
@@ -78,11 +77,9 @@ def register(job_id: str, queue: WorkQueue) -> str:
         import_task={**task, "started": time.time()},
     )
     try:
-        image.save(condition=GlanceImageModel.id.does_not_exist())
-    except PutError as exc:
-        if records.lost_race(exc):
-            return "glance image already registered"
-        raise
+        records.save_new(image, GlanceImageModel.id, "registered")
+    except Conflict:
+        return "glance image already registered"
     queue.send({"image_id": image_id, "task": task["id"]})
     return f"glance image {image_id}"
 

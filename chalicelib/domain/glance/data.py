@@ -11,11 +11,11 @@ import re
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import CHUNK, ArtifactStore, glance_data_key
 from chalicelib.adapters.glance_models import GlanceImageModel
 from chalicelib.auth import Principal
 from chalicelib.config import Settings
+from chalicelib.domain.glance import access
 from chalicelib.domain.glance.access import is_admin, owned, visible
 from chalicelib.domain.glance.images import move
 from chalicelib.errors import (
@@ -99,15 +99,29 @@ def measured(stream: BinaryIO, length: int | None, digest: Digest, cap: int) -> 
         yield chunk
 
 
+@dataclasses.dataclass(frozen=True)
+class Incoming:
+    """A request body on its way to S3: ``length`` bytes when declared, at most ``cap``."""
+
+    stream: BinaryIO
+    length: int | None
+    store: ArtifactStore
+    cap: int
+
+    def write(self, key: str, digest: Digest) -> None:
+        self.store.put_stream(key, measured(self.stream, self.length, digest, self.cap))
+
+
 def receive(
     image_id: str,
-    principal: Principal,
     into: tuple[str, str],
-    write: Callable[[Digest], None],
+    incoming: Incoming,
+    key: str,
     finish: Callable[[GlanceImageModel, Digest], None],
 ) -> GlanceImageModel:
-    """Move the image from ``into[0]`` to ``into[1]``, run ``write``, then ``finish`` the
-    record; any failure moves it back to ``into[0]`` (nothing partial is kept)."""
+    """Move the image from ``into[0]`` to ``into[1]``, stream ``incoming`` to ``key``, then
+    ``finish`` the record; any failure moves it back to ``into[0]`` (nothing partial is
+    kept)."""
     before, during = into
 
     def begin(image: GlanceImageModel) -> None:
@@ -117,10 +131,10 @@ def receive(
             )
         move(image, during)
 
-    records.change_versioned(lambda: _load(image_id), begin, f"image {image_id}")
+    access.change(image_id, begin)
     digest = Digest()
     try:
-        write(digest)
+        incoming.write(key, digest)
     except BaseException as exc:
         digest.close()
         _revert(image_id, during, before)
@@ -128,21 +142,12 @@ def receive(
             raise BadRequest(f"The upload of image {image_id} did not complete: {exc}") from exc
         raise
     try:
-        return records.change_versioned(
-            lambda: _load(image_id), lambda image: finish(image, digest), f"image {image_id}"
-        )
+        return access.change(image_id, lambda image: finish(image, digest))
     except Gone:
         raise
     except DomainError:
         _revert(image_id, during, before)
         raise
-
-
-def _load(image_id: str) -> GlanceImageModel:
-    image = records.find(GlanceImageModel, image_id)
-    if image is None:
-        raise Gone(f"Image {image_id} was deleted during the upload.")
-    return image
 
 
 def _revert(image_id: str, during: str, before: str) -> None:
@@ -151,7 +156,7 @@ def _revert(image_id: str, during: str, before: str) -> None:
             move(image, before)
 
     with contextlib.suppress(Gone):
-        records.change_versioned(lambda: _load(image_id), back, f"image {image_id}")
+        access.change(image_id, back)
 
 
 def upload(
@@ -168,9 +173,7 @@ def upload(
             "Properties disk_format, container_format must be set prior to saving data."
         )
     key = glance_data_key(image_id)
-
-    def write(digest: Digest) -> None:
-        store.put_stream(key, measured(stream, length, digest, settings.glance_image_size_cap))
+    incoming = Incoming(stream, length, store, settings.glance_image_size_cap)
 
     def finish(image: GlanceImageModel, digest: Digest) -> None:
         if image.status != "saving":
@@ -178,7 +181,7 @@ def upload(
         activate(image, key, digest)
 
     try:
-        return receive(image_id, principal, ("queued", "saving"), write, finish)
+        return receive(image_id, ("queued", "saving"), incoming, key, finish)
     except Gone:
         store.delete(key)
         raise

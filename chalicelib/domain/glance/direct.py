@@ -11,6 +11,7 @@ from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore, glance_direct_key
 from chalicelib.adapters.glance_models import GlanceImageModel
 from chalicelib.auth import Principal
+from chalicelib.domain.glance import access
 from chalicelib.domain.glance.access import owned
 from chalicelib.domain.glance.data import Digest, activate
 from chalicelib.domain.glance.images import move
@@ -39,7 +40,7 @@ def start(image_id: str, body: Any, principal: Principal, store: ArtifactStore) 
         fresh.direct_upload = {"key": key, "upload_id": upload_id, "started": time.time()}
 
     try:
-        records.change_versioned(lambda: _load(image_id), change, f"image {image_id}")
+        access.change(image_id, change, missing=Conflict)
     except BaseException:
         store.abort_upload(key, upload_id)
         raise
@@ -81,20 +82,13 @@ def abort(image_id: str, principal: Principal, store: ArtifactStore) -> None:
             move(fresh, "queued")
             fresh.direct_upload = None
 
-    records.change_versioned(lambda: _load(image_id), change, f"image {image_id}")
+    access.change(image_id, change, missing=Conflict)
 
 
 def _open_upload(image: GlanceImageModel) -> dict[str, Any]:
     if image.status != "saving" or not image.direct_upload:
         raise Conflict(f"Image {image.id} has no direct upload open (status {image.status}).")
     return dict(image.direct_upload)
-
-
-def _load(image_id: str) -> GlanceImageModel:
-    image = records.find(GlanceImageModel, image_id)
-    if image is None:
-        raise Conflict(f"Image {image_id} is gone")
-    return image
 
 
 def image_of(key: str) -> str | None:
@@ -133,7 +127,7 @@ def arrived(key: str, store: ArtifactStore, etag: str = "", cap: int | None = No
             activate(fresh, key, digest)
             fresh.direct_upload = None
 
-    records.change_versioned(lambda: _load(image.id), change, f"image {image.id}")
+    access.change(image.id, change, missing=Conflict)
     return "active"
 
 
@@ -143,4 +137,4 @@ def _requeue(image_id: str, key: str) -> None:
             move(fresh, "queued")
             fresh.direct_upload = None
 
-    records.change_versioned(lambda: _load(image_id), change, f"image {image_id}")
+    access.change(image_id, change, missing=Conflict)

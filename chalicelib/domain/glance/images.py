@@ -7,8 +7,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pynamodb.exceptions import PutError
-
 from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.glance_models import (
@@ -19,7 +17,7 @@ from chalicelib.adapters.glance_models import (
 )
 from chalicelib.auth import Principal
 from chalicelib.config import Settings
-from chalicelib.domain.glance import image_fields
+from chalicelib.domain.glance import access, image_fields
 from chalicelib.domain.glance.access import UUID, is_admin, now, owned, visible
 from chalicelib.domain.glance.patching import apply_patch
 from chalicelib.domain.states import GLANCE_IMAGE_TRANSITIONS, can_move
@@ -50,13 +48,9 @@ def create(body: Any, principal: Principal, settings: Settings) -> GlanceImageMo
         visibility="shared",
     )
     _assign(image, checked)
-    try:
-        image.save(condition=GlanceImageModel.id.does_not_exist())
-    except PutError as exc:
-        if records.lost_race(exc):
-            raise Conflict(f"Image with identifier {image_id} already exists!") from exc
-        raise
-    return image
+    return records.save_new(
+        image, GlanceImageModel.id, f"Image with identifier {image_id} already exists!"
+    )
 
 
 def _assign(image: GlanceImageModel, values: dict[str, Any]) -> None:
@@ -117,14 +111,7 @@ def _change(
     image_id: str, principal: Principal, change: Callable[[GlanceImageModel], None]
 ) -> GlanceImageModel:
     owned(image_id, principal)
-    return records.change_versioned(lambda: _reload(image_id), change, f"image {image_id}")
-
-
-def _reload(image_id: str) -> GlanceImageModel:
-    image = records.find(GlanceImageModel, image_id)
-    if image is None:
-        raise NotFound(f"No image found with ID {image_id}")
-    return image
+    return access.change(image_id, change, missing=NotFound)
 
 
 def move(image: GlanceImageModel, status: str) -> None:

@@ -18,8 +18,9 @@ from chalicelib.adapters.glance_models import GlanceImageModel
 from chalicelib.adapters.work_queue import WorkQueue
 from chalicelib.auth import Principal
 from chalicelib.config import Settings
+from chalicelib.domain.glance import access
 from chalicelib.domain.glance.access import owned, visible
-from chalicelib.domain.glance.data import Digest, activate, measured, receive
+from chalicelib.domain.glance.data import Digest, Incoming, activate, receive
 from chalicelib.domain.glance.images import move
 from chalicelib.errors import BadRequest, Conflict, Gone
 
@@ -43,9 +44,7 @@ def stage(
 ) -> GlanceImageModel:
     owned(image_id, principal, "stage data for")
     key = glance_staging_key(image_id)
-
-    def write(digest: Digest) -> None:
-        store.put_stream(key, measured(stream, length, digest, settings.glance_image_size_cap))
+    incoming = Incoming(stream, length, store, settings.glance_image_size_cap)
 
     def finish(image: GlanceImageModel, digest: Digest) -> None:
         if image.status != "uploading":
@@ -53,7 +52,7 @@ def stage(
         image.staged = {"key": key, **digest.fields()}
         image.size = digest.size
 
-    return receive(image_id, principal, ("queued", "uploading"), write, finish)
+    return receive(image_id, ("queued", "uploading"), incoming, key, finish)
 
 
 def begin(
@@ -85,7 +84,7 @@ def begin(
         image.import_task = task
         image.properties = {**_without_import(image.properties), IMPORTING: STORE, FAILED: ""}
 
-    records.change_versioned(lambda: _load(image_id), change, f"image {image_id}")
+    access.change(image_id, change)
     queue.send({"image_id": image_id, "task": task["id"]})
 
 
@@ -104,13 +103,6 @@ def _ready(image: GlanceImageModel, name: str) -> None:
 
 def _without_import(properties: dict[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (properties or {}).items() if k not in (IMPORTING, FAILED, ERROR)}
-
-
-def _load(image_id: str) -> GlanceImageModel:
-    image = records.find(GlanceImageModel, image_id)
-    if image is None:
-        raise Gone(f"Image {image_id} was deleted.")
-    return image
 
 
 def run(message: dict[str, Any], store: ArtifactStore, settings: Settings) -> str:
@@ -141,7 +133,7 @@ def run(message: dict[str, Any], store: ArtifactStore, settings: Settings) -> st
         fresh.import_task = None
 
     try:
-        records.change_versioned(lambda: _load(image.id), done, f"image {image.id}")
+        access.change(image.id, done)
     except Gone:  # deleted during the import: what was fetched or copied belongs to nobody
         if owned_data:
             store.delete(key)
@@ -208,4 +200,4 @@ def fail_import(image_id: str, task_id: str, reason: str) -> None:
             ERROR: reason[:255],
         }
 
-    records.change_versioned(lambda: _load(image_id), change, f"image {image_id}")
+    access.change(image_id, change)

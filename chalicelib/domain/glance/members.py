@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.exceptions import PutError
-
 from chalicelib.adapters import records
 from chalicelib.adapters.glance_models import GlanceImageModel, GlanceMemberModel
 from chalicelib.auth import Principal
 from chalicelib.config import Settings
 from chalicelib.domain.glance.access import is_admin, membership, now, visible
-from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, QuotaExceeded
+from chalicelib.errors import BadRequest, Forbidden, NotFound, QuotaExceeded
 
 STATUSES = ("pending", "accepted", "rejected")
 
@@ -51,13 +49,11 @@ def add(image_id: str, body: Any, principal: Principal, settings: Settings) -> G
         created=stamp,
         updated=stamp,
     )
-    try:
-        member.save(condition=GlanceMemberModel.member_id.does_not_exist())
-    except PutError as exc:
-        if records.lost_race(exc):
-            raise Conflict(f"Member {member_id} already exists for image {image_id}") from exc
-        raise
-    return member
+    return records.save_new(
+        member,
+        GlanceMemberModel.member_id,
+        f"Member {member_id} already exists for image {image_id}",
+    )
 
 
 def listed(image_id: str, principal: Principal) -> list[GlanceMemberModel]:

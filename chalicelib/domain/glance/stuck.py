@@ -5,15 +5,17 @@ import are left alone. Read from the sparse ``by_in_flight`` index."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
-from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.glance_models import IN_FLIGHT, GlanceImageModel
 from chalicelib.config import Settings
+from chalicelib.domain.glance import access
 from chalicelib.domain.glance.access import parse_time
 from chalicelib.domain.glance.images import move
 from chalicelib.domain.glance.imports import fail_import
+from chalicelib.errors import Gone
 
 
 def _limit(image: GlanceImageModel, settings: Settings) -> float | None:
@@ -54,13 +56,5 @@ def _requeue(image_id: str, status: str) -> None:
             move(image, "queued")
             image.direct_upload = None
 
-    def load() -> GlanceImageModel:
-        found = records.find(GlanceImageModel, image_id)
-        if found is None:
-            raise LookupError(image_id)
-        return found
-
-    try:
-        records.change_versioned(load, change, f"image {image_id}")
-    except LookupError:
-        return
+    with contextlib.suppress(Gone):
+        access.change(image_id, change)
