@@ -2,7 +2,8 @@
 per-request delay (its headers and body go out in separate sends: Nagle meets delayed ACK on
 keep-alive connections), with chunked request bodies, and streaming routes for data
 (chalicelib/streaming.py). Other requests go through `chalice.local.LocalGateway`, so the app
-sees the same events, authorizers, CORS and 403/404/405 answers as under `chalice local`.
+sees the same events, authorizers, CORS and 403/404/405 answers as under `chalice local`; with
+any method that is a token (TRACE, PROPFIND, ...), where `chalice local` answers 501.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ Headers = list[tuple[str, str]]
 _FRAMING = ("content-length", "transfer-encoding", "connection")  # set by the front only
 _JSON = ("Content-Type", "application/json")
 _CRLF = (b"\r\n", b"\n")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a method is a token (RFC 9110 5.6.2)
 
 
 class _Body:
@@ -111,7 +113,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def parse_request(self) -> bool:
         self._expect_continue = False
-        return super().parse_request()
+        if not super().parse_request():
+            return False
+        if not _TOKEN.fullmatch(self.command):
+            self._error(400, "bad request method")
+            return False
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        """do_<METHOD> for every method parse_request lets through: all go to _dispatch, so
+        the streaming routes or the app answer (405 and Allow for a path the app knows, as API
+        Gateway) where http.server would send its 501 page for a method it has no do_ for."""
+        if name.startswith("do_") and name[3:] == self.__dict__.get("command"):
+            return self._dispatch
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def handle_expect_100(self) -> bool:
         self._expect_continue = True  # answered when the body is first read
@@ -140,8 +155,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
             status = self._chalice()
         ms = (time.perf_counter() - start) * 1000
         log.debug("%s %s -> %s (%.1f ms)", self.command, self.path, status, ms)
-
-    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
 
     def _body(self) -> _Body | None:
         """The request body's reader, or None after answering a body it cannot frame."""
@@ -289,6 +302,11 @@ class Front(ThreadingHTTPServer):
     """The running front: serve_forever() in a thread, shutdown() from another."""
 
     daemon_threads = True
+    #: the listen backlog: socketserver's 5 made a burst of a few dozen connections overflow
+    #: the accept queue, and those clients got resets or waits, not answers. listen() clamps
+    #: it to the system's limit (net.core.somaxconn), so ask for at least 4096, whatever
+    #: socket.SOMAXCONN (a constant of the C headers Python was built with, 128 on some) says
+    request_queue_size = max(socket.SOMAXCONN, 4096)
 
     def __init__(
         self,

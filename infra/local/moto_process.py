@@ -1,7 +1,10 @@
 """moto server for the local stack (`python -m infra.local.moto_process -p PORT`), with four
 speed-ups: no Nagle delay on its connections, DynamoDB answers serialized directly, a
 multipart upload completed with fewer copies (its whole-object CRC kept as its parts arrive),
-and DynamoDB Query on a global secondary index reads only the index partition it asks for.
+and DynamoDB Query on a global secondary index reads only the index partition it asks for;
+and one fix: a request body is a form only on a POST (see _want_form_data_parsed), so an S3
+PUT (a presigned upload) is stored as sent whatever its Content-Type. What AWS does that moto
+does not (S3 event sequencers, DynamoDB's size limits) is in infra/local/moto_fidelity.py.
 
 moto answers every Query by walking the whole table, so on the local stack a list's latency
 grew with every record of every tenant, which DynamoDB's does not. Here, between writes, each
@@ -18,6 +21,7 @@ import base64
 import binascii
 import bisect
 import functools
+import io
 import logging
 import sys
 import threading
@@ -29,11 +33,14 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.utilities import dynamo_json_dump
 from moto.dynamodb.responses import DynamoHandler
+from moto.moto_server.werkzeug_app import BackendRequest, DomainDispatcherApplication
 from moto.s3 import models as s3_models
 from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
 from moto.s3.models import S3_UPLOAD_PART_MIN_SIZE, MultipartChecksumBuilder
 from moto.utilities.utils import md5_hash
 from werkzeug.serving import WSGIRequestHandler
+
+from infra.local import moto_fidelity
 
 _local = threading.local()
 _lock = threading.Lock()
@@ -267,10 +274,51 @@ def _complete(self: Any, body: Iterator[tuple[int, str]]) -> tuple[Any, str, Any
     return total, f"{md5_hash(bytes(md5s)).hexdigest()}-{len(chosen)}", builder.build()
 
 
+#: the only method on which AWS's protocols send a form: the query protocol's actions, S3's POST
+#: Object (multipart/form-data); any other body is the payload, whatever its Content-Type
+_FORM_METHOD = "POST"
+
+
+def _want_form_data_parsed(self: Any) -> bool:
+    """werkzeug parses a body as a form whenever a Content-Type is sent: a PUT sent as
+    application/x-www-form-urlencoded (urllib's default for a request with data) or
+    multipart/form-data had its body read by the form parser, reached moto's S3 as an empty
+    request.data, and the object was stored empty."""
+    environ = self.environ
+    return environ.get("REQUEST_METHOD") == _FORM_METHOD and bool(environ.get("CONTENT_TYPE"))
+
+
+def _unsigned_form_body(self: Any, environ: dict[str, Any]) -> str | None:
+    """moto's DomainDispatcherApplication._get_body (an unsigned request's form, read to find
+    its service) without losing the body. moto read every form-urlencoded body here, whatever
+    the method, under the dispatcher's lock, and put it back only when it decoded as UTF-8:
+    a presigned S3 PUT of binary data sent as application/x-www-form-urlencoded lost its
+    body, and moto then waited on the socket for Content-Length bytes that had already been
+    read until the client gave up. Now only a POST's form is read, and the bytes read are
+    always put back as they came."""
+    content_type = environ.get("CONTENT_TYPE") or ""
+    if environ.get("REQUEST_METHOD") != _FORM_METHOD:
+        return None
+    if not content_type.startswith("application/x-www-form-urlencoded"):
+        return None
+    length = (environ.get("CONTENT_LENGTH") or "").strip()
+    if not length.isdecimal() or int(length) == 0:
+        return None
+    raw = environ["wsgi.input"].read(int(length))
+    environ["wsgi.input"] = io.BytesIO(raw)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def install() -> None:
+    moto_fidelity.install()
     # werkzeug writes a response's headers and body apart; with Nagle on, the body waits for
     # the client's delayed ACK (about 40 ms a request)
     WSGIRequestHandler.disable_nagle_algorithm = True
+    BackendRequest.want_form_data_parsed = property(_want_form_data_parsed)  # type: ignore[assignment,method-assign]
+    DomainDispatcherApplication._get_body = _unsigned_form_body  # type: ignore[method-assign]
     s3_models.MultipartChecksumBuilder = _RunningChecksum  # type: ignore[misc]
     s3_models.FakeMultipart.complete = _complete  # type: ignore[method-assign]
     for name in _JSON_ANSWERS:

@@ -359,3 +359,77 @@ def test_shutdown_frees_the_port() -> None:
     with pytest.raises(OSError):
         socket.create_connection((host, port), timeout=5)
     create_front(make_app(), Config.create(), "127.0.0.1", 0).shutdown()  # never served
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "M-SEARCH", "get", "!#$%&'*+-.^_`|~"])
+def test_any_method_token_reaches_the_app(front, method: str) -> None:
+    """http.server answers 501 (an HTML page) for a method it has no do_ for; the app decides:
+    405 with Allow where it knows the path, LocalGateway's 403 where it does not."""
+    conn = http.client.HTTPConnection(*front, timeout=30)
+    try:
+        for path, allowed in (("/items/abc", {"GET"}), ("/blob", {"GET", "POST"})):
+            body = b"<propfind/>" if method == "PROPFIND" else None
+            conn.request(method, path, body=body, headers={"Content-Type": "application/xml"})
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            assert response.status == 405, answer
+            assert {m.strip() for m in response.getheader("Allow", "").split(",")} == allowed
+            assert answer["Message"] == f"Unsupported method: {method}"
+        for path in ("/nowhere", "/upload/name", "/ignore"):  # streaming routes: own method only
+            conn.request(method, path)
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            assert (response.status, answer) == (403, {"message": "Missing Authentication Token"})
+            assert response.getheader("x-amzn-ErrorType") == "UnauthorizedException"
+        conn.request("GET", "/items/after")  # the connection is still good
+        assert json.loads(conn.getresponse().read())["name"] == "after"
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("method", [b"GE(T", b"G\xc9T", b"PUT/", b"[GET]", b'"GET"', b"GET\x00"])
+def test_a_method_that_is_not_a_token_gets_400(front, method: bytes) -> None:
+    with socket.create_connection(front, timeout=30) as sock:
+        sock.sendall(method + b" /items/abc HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        answer = json.loads(response.read())
+    assert (response.status, answer) == (400, {"message": "bad request method"})
+    assert response.getheader("Connection") == "close"
+
+
+BURST = 240  # connections opened together, each sending its request at once
+
+
+def test_a_burst_of_concurrent_connections_all_get_answers(front) -> None:
+    """socketserver listens with a backlog of 5: in a burst of a few dozen connections, those
+    the accept queue had no room for got resets or no answer at all."""
+    barrier = threading.Barrier(BURST)
+    answers: list[Any] = [None] * BURST
+
+    def client(i: int) -> None:
+        path = "/echo" if i % 2 else f"/upload/{'b' * (i % 7 + 1)}"  # chalice, streaming
+        ctype = "application/json" if i % 2 else OCTETS
+        payload = json.dumps({"client": i, "pad": "x" * i}).encode()
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+        head += f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+        try:
+            barrier.wait(timeout=30)
+            with socket.create_connection(front, timeout=20) as sock:
+                sock.sendall(head.encode() + payload)
+                response = http.client.HTTPResponse(sock)
+                response.begin()
+                answer = json.loads(response.read())
+            got = (response.status, answer["length"], answer["sha256"])
+            expected = (200, len(payload), hashlib.sha256(payload).hexdigest())
+            answers[i] = True if got == expected else (got, expected)
+        except Exception as e:  # noqa: BLE001 (reported below, per client)
+            answers[i] = e
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(BURST)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    failed = {i: answer for i, answer in enumerate(answers) if answer is not True}
+    assert not failed, f"{len(failed)} of {BURST} clients got no answer: {list(failed.items())[:5]}"

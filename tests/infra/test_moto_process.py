@@ -1,12 +1,17 @@
 """The local stack's moto server (infra/local/moto_process.py) answers every DynamoDB Query as
 plain moto server does: the same items, order, pages and LastEvaluatedKey, before and after
-writes, for the queries it serves from partitions and for those it leaves to moto."""
+writes, for the queries it serves from partitions and for those it leaves to moto; and it
+stores a presigned PUT's body as sent, whatever Content-Type the client gives it."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import random
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -222,3 +227,143 @@ def test_multipart_uploads_complete_as_with_plain_moto(servers: tuple[Any, Any])
     assert answers[0] == answers[1]
     assert answers[0][2][2].get("ChecksumCRC32"), answers[0]  # a whole-object CRC compared
     assert answers[0][0] == ["InvalidPart", "EntityTooSmall", "MalformedXML"]
+
+
+def _s3(client: Any) -> Any:
+    return boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=client.meta.endpoint_url,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+
+
+@pytest.fixture(scope="module")
+def uploads(servers: tuple[Any, Any]) -> Any:
+    s3 = _s3(servers[0])
+    s3.create_bucket(Bucket="uploads")
+    return s3
+
+
+#: what clients send with a presigned PUT; None: no Content-Type of our own (urllib then sends
+#: application/x-www-form-urlencoded, requests sends none)
+CONTENT_TYPES = [
+    None,
+    "application/x-www-form-urlencoded",
+    "application/gzip",
+    "application/octet-stream",
+    "text/plain",
+    "multipart/form-data; boundary=kiln",
+    "multipart/mixed; boundary=kiln",
+]
+PUT_TIMEOUT = 20  # a body moto waits for again fails the test instead of hanging it
+
+
+def _urllib_put(url: str, body: bytes, content_type: str | None) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, method="PUT")
+    if content_type is not None:
+        request.add_header("Content-Type", content_type)
+    with urllib.request.urlopen(request, timeout=PUT_TIMEOUT) as response:
+        response.read()
+        return response.status, str(response.headers["ETag"])
+
+
+def _requests_put(url: str, body: bytes, content_type: str | None) -> tuple[int, str]:
+    headers = {"Content-Type": content_type} if content_type is not None else {}
+    response = requests.put(url, data=body, headers=headers, timeout=PUT_TIMEOUT)
+    return response.status_code, str(response.headers.get("ETag"))
+
+
+@pytest.mark.parametrize("content_type", CONTENT_TYPES)
+@pytest.mark.parametrize("put", [_urllib_put, _requests_put], ids=["urllib", "requests"])
+def test_presigned_put_stores_the_body_whatever_its_content_type(
+    uploads: Any, put: Any, content_type: str | None
+) -> None:
+    key = f"recipes/{put.__name__}/{content_type}"
+    body = random.Random(key).randbytes(3 * 1024 * 1024 + 17)  # binary: not UTF-8, not a form
+    url = uploads.generate_presigned_url("put_object", Params={"Bucket": "uploads", "Key": key})
+    status, etag = put(url, body, content_type)
+    md5 = f'"{hashlib.md5(body).hexdigest()}"'
+    assert (status, etag) == (200, md5)
+    stored = uploads.get_object(Bucket="uploads", Key=key)
+    assert stored["Body"].read() == body
+    assert stored["ETag"] == md5
+    if content_type is not None:
+        assert stored["ContentType"] == content_type
+
+
+def test_presigned_upload_part_with_urllibs_default_content_type(uploads: Any) -> None:
+    key = "direct/upload"
+    body = random.Random(key).randbytes(2 * 1024 * 1024)
+    upload = uploads.create_multipart_upload(Bucket="uploads", Key=key)["UploadId"]
+    url = uploads.generate_presigned_url(
+        "upload_part",
+        Params={"Bucket": "uploads", "Key": key, "UploadId": upload, "PartNumber": 1},
+    )
+    status, etag = _urllib_put(url, body, None)  # sent as application/x-www-form-urlencoded
+    assert (status, etag) == (200, f'"{hashlib.md5(body).hexdigest()}"')
+    uploads.complete_multipart_upload(
+        Bucket="uploads",
+        Key=key,
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+    )
+    assert uploads.get_object(Bucket="uploads", Key=key)["Body"].read() == body
+
+
+def test_s3_events_carry_an_increasing_sequencer(servers: tuple[Any, Any]) -> None:
+    """As S3's do (plain moto's have none): the upload handler orders events by it."""
+    s3 = _s3(servers[0])
+    sqs = boto3.client(
+        "sqs",
+        region_name="us-east-1",
+        endpoint_url=servers[0].meta.endpoint_url,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    queue = sqs.create_queue(QueueName="events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    s3.create_bucket(Bucket="notified")
+    s3.put_bucket_notification_configuration(
+        Bucket="notified",
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn["QueueArn"], "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )
+    for body in (b"one", b"two", b"three"):
+        s3.put_object(Bucket="notified", Key="k", Body=body)
+    found: list[tuple[str, str]] = []
+    while len(found) < 3:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in messages.get("Messages", []):
+            record = json.loads(message["Body"]).get("Records", [{}])[0]
+            if "s3" in record:
+                found.append((record["s3"]["object"]["eTag"], record["s3"]["object"]["sequencer"]))
+    etags = [hashlib.md5(body).hexdigest() for body in (b"one", b"two", b"three")]
+    assert [etag for etag, _ in sorted(found, key=lambda pair: pair[1])] == etags
+    assert len({sequencer for _, sequencer in found}) == 3
+
+
+def test_dynamodb_refuses_what_dynamodb_refuses(servers: tuple[Any, Any]) -> None:
+    """A key over 2,048 bytes and an item over 400 KB are ValidationExceptions, as on AWS."""
+    client = servers[0]
+    client.create_table(
+        TableName="limits",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+    calls = [
+        lambda: client.get_item(TableName="limits", Key={"id": {"S": "k" * 2049}}),
+        lambda: client.delete_item(TableName="limits", Key={"id": {"S": "k" * 2049}}),
+        lambda: client.put_item(
+            TableName="limits", Item={"id": {"S": "a"}, "v": {"S": "v" * 410_000}}
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(client.exceptions.ClientError) as refused:
+            call()
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+    client.put_item(TableName="limits", Item={"id": {"S": "k" * 2048}, "v": {"S": "v" * 1000}})
+    assert client.get_item(TableName="limits", Key={"id": {"S": "k" * 2048}})["Item"]

@@ -1,0 +1,69 @@
+"""Where the local stack's moto behaves as AWS does and plain moto does not (installed by
+infra/local/moto_process.py):
+
+- S3 event notifications carry each object's ``sequencer``, increasing per event, as S3's do
+  (moto's have none), so the upload handler's ordering of events is exercised locally;
+- DynamoDB refuses a key of more than 2,048 bytes and an item of more than 400 KB with a
+  ValidationException (infra/local/dynamodb_limits.py), as DynamoDB does.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from moto.dynamodb.exceptions import MockValidationException
+from moto.dynamodb.responses import DynamoHandler
+from moto.s3 import notifications
+
+from infra.local import dynamodb_limits
+
+_LIMITED = {
+    "get_item": "GetItem",
+    "put_item": "PutItem",
+    "delete_item": "DeleteItem",
+    "update_item": "UpdateItem",
+    "batch_write_item": "BatchWriteItem",
+}
+_sequence_lock = threading.Lock()
+_last = [0]
+
+
+def next_sequencer() -> str:
+    """An uppercase hex string greater than every one before it in this process (S3's are
+    compared right-padded with zeros to one length: these all have 20 digits)."""
+    with _sequence_lock:
+        _last[0] = max(_last[0] + 1, time.time_ns())
+        return f"{_last[0]:020X}"
+
+
+def _with_sequencer(original: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    @functools.wraps(original)
+    def event(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        body = original(*args, **kwargs)
+        for record in body.get("Records", []):
+            record["s3"]["object"]["sequencer"] = next_sequencer()
+        return body
+
+    return event
+
+
+def _limited(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def checked(self: DynamoHandler) -> Any:
+        try:
+            dynamodb_limits.check(operation, self.body if isinstance(self.body, dict) else {})
+        except dynamodb_limits.LimitExceeded as exc:
+            raise MockValidationException(str(exc)) from None
+        return method(self)
+
+    return checked
+
+
+def install() -> None:
+    notifications._get_s3_event = _with_sequencer(notifications._get_s3_event)  # type: ignore[assignment]
+    for name, operation in _LIMITED.items():
+        setattr(DynamoHandler, name, _limited(operation, getattr(DynamoHandler, name)))
