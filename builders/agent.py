@@ -1,7 +1,8 @@
 """The build-host agent: long-polls its arch's queue while registered, heartbeats while it
 works, answers the state machine. Idempotent per job; SIGTERM stops taking work and sends no
-partial result; a job whose cancel object appears is stopped and answered "Cancelled: ...".
-The protocol is in docs/build-hosts.md.
+partial result; a job whose cancel object appears is stopped and answered "Cancelled: ...";
+a job whose task token is closed (timed out, execution stopped, unknown token) is stopped and
+neither answered nor remembered. The protocol is in docs/build-hosts.md.
 
 Run: python -m builders.agent   (settings from the environment: builders/host_config.py)
 """
@@ -28,6 +29,27 @@ from builders.job_run import CANCELLED, CreateRun, JobRun, Stopped
 from builders.report import Reporter
 
 RUNS: dict[str, type[JobRun]] = {"create": CreateRun, "customize": CustomizeRun}
+
+# What SendTaskHeartbeat answers for a token whose task is over: TaskTimedOut (a missed
+# heartbeat, the job timeout, a stopped or ended execution), TaskDoesNotExist, InvalidToken (a
+# token Step Functions does not know; moto's answer once the execution is no longer running).
+# Any other error (network, throttling, 5xx) says nothing about the task: beat again.
+TOKEN_CLOSED_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
+
+
+def token_closed_code(exc: Exception) -> str | None:
+    """The error code if ``exc`` (a botocore ClientError) says the task token is closed."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    code = str(error.get("Code", "")) if isinstance(error, dict) else ""
+    return code if code in TOKEN_CLOSED_CODES else None
+
+
+class TokenClosed(threading.Event):
+    """Set by the heartbeat thread once Step Functions says the job's task token is closed:
+    the job is stopped and gets no answer. ``reason`` is the refusal, for the logs."""
+
+    reason = ""
 
 
 class AnswerBook:
@@ -156,15 +178,15 @@ class Agent:
             self.log.warning("job cancelled before it started")
             self._finish(job_id, token, {"outcome": "failure", "error": CANCELLED})
             return
-        cancelled = threading.Event()
+        cancelled, closed = threading.Event(), TokenClosed()
         self.current_job = job_id
         self.announce()
         beat_stop = threading.Event()
         threading.Thread(
-            target=self._beat, args=(token, job, beat_stop, cancelled), daemon=True
+            target=self._beat, args=(token, job, beat_stop, cancelled, closed), daemon=True
         ).start()
         try:
-            answer = self._execute(job, cancelled)
+            answer = self._execute(job, cancelled, closed)
         finally:
             beat_stop.set()
             self.current_job = None
@@ -180,7 +202,9 @@ class Agent:
     def _cancel_requested(self, job: dict[str, Any]) -> bool:
         return self.control.cancelled(job["bucket"], job.get("cancel_key"))
 
-    def _execute(self, job: dict[str, Any], cancelled: threading.Event) -> dict[str, Any] | None:
+    def _execute(
+        self, job: dict[str, Any], cancelled: threading.Event, closed: TokenClosed
+    ) -> dict[str, Any] | None:
         job_type = job.get("job_type") or "create"
         run_class = RUNS.get(job_type)
         if run_class is None:
@@ -193,7 +217,8 @@ class Agent:
             self.reporter,
             self._s3,
             self.config,
-            self.stopping.is_set,
+            # a closed token interrupts the run as a stopping host does (Stopped, no answer)
+            lambda: self.stopping.is_set() or closed.is_set(),
             cancelled.is_set,
             clients=self._clients,
         )
@@ -201,12 +226,16 @@ class Agent:
         try:
             output = run.execute()
         except Exception as exc:
-            return self._failure(run, exc)
+            return self._failure(run, exc, closed)
         self.log.info("build succeeded", extra={"seconds": time.monotonic() - started})
         return {"outcome": "success", "output": output}
 
-    def _failure(self, run: JobRun, exc: Exception) -> dict[str, Any] | None:
-        """The answer for a run that raised: cancelled, abandoned (None), or failed."""
+    def _failure(self, run: JobRun, exc: Exception, closed: TokenClosed) -> dict[str, Any] | None:
+        """The answer for a run that raised: abandoned (None: token closed, host stopping),
+        cancelled, or failed."""
+        if closed.is_set():  # nobody takes an answer now; a redelivery must build afresh
+            self._abandon(run, exc, closed.reason)
+            return None
         if run.cancelled():  # however the run ended, its owner cancelled the job
             self.log.warning("job cancelled: answering so", extra={"raised": repr(exc)})
             reason = CANCELLED
@@ -226,6 +255,19 @@ class Agent:
         self.log.warning("build failed", extra={"reason": reason})
         return {"outcome": "failure", "error": reason}
 
+    def _abandon(self, run: JobRun, exc: Exception, refusal: str) -> None:
+        """A job whose task token closed: its log so far goes up, no answer is sent or kept."""
+        self.log.warning(
+            "job stopped: its task token is closed (task timed out, execution stopped or "
+            "token unknown); no answer sent or kept",
+            extra={"refusal": refusal, "raised": repr(exc)},
+        )
+        run.log(f"E: kiln: job stopped: Step Functions closed its task ({refusal})")
+        try:
+            run.upload_log()
+        except Exception:
+            self.log.exception("could not upload the build log")
+
     def _answer(self, token: str, answer: dict[str, Any]) -> None:
         try:
             if answer["outcome"] == "success":
@@ -241,15 +283,29 @@ class Agent:
         job: dict[str, Any],
         stop: threading.Event,
         cancelled: threading.Event,
+        closed: TokenClosed,
     ) -> None:
-        """Task heartbeats, and on each tick the job's cancel check."""
+        """Task heartbeats (a refusal that says the token is closed stops the job; any other
+        error is beaten through), and on each tick the job's cancel check."""
         while not stop.wait(self.config.task_heartbeat_interval):
             if self.stopping.is_set():
                 return  # a stopping host goes silent so the state machine retries elsewhere
             try:
                 self.reporter.heartbeat(token)
             except Exception as exc:
-                self.log.warning("task heartbeat refused", extra={"reason": str(exc)})
+                code = token_closed_code(exc)
+                if code is not None:
+                    self.log.warning(
+                        "task heartbeat refused: the task token is closed; stopping the job",
+                        extra={"error_code": code, "reason": str(exc)},
+                    )
+                    closed.reason = f"{code}: {exc}"
+                    closed.set()
+                    return
+                self.log.warning(
+                    "task heartbeat failed (transient): the job goes on",
+                    extra={"reason": str(exc)},
+                )
             if not cancelled.is_set() and self._cancel_requested(job):
                 self.log.warning("job cancelled: stopping it")
                 cancelled.set()

@@ -27,7 +27,8 @@ DEFAULT_USER_WAIT_SECONDS = 3600
 
 
 class Stopped(Exception):
-    """The host is shutting down: abandon the job and send no answer."""
+    """The host is shutting down, or the job's task token closed (``should_stop``): abandon
+    the job and send no answer."""
 
 
 class Cancelled(Exception):
@@ -73,7 +74,8 @@ class JobRun:
             return self._log_lines[start:]
 
     def interrupted(self) -> bool:
-        """The host is stopping or the job was cancelled: what a backend sees as should_stop."""
+        """The host is stopping, the job's task closed or the job was cancelled: what a
+        backend sees as should_stop."""
         return self.cancelled() or self._should_stop()
 
     def check_interrupted(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from builders.agent import Agent
 from builders.control import registration_key
@@ -28,6 +29,36 @@ _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 XNAME = f"test-x86-{_WORKER}"
 _FIRST_PORT = 2200 + 20 * (int(_WORKER.removeprefix("gw") or 0) % 5)
 SSH_PORTS = (_FIRST_PORT, _FIRST_PORT + 19)
+HAND_TOKEN = "hand-token"  # the token of jobs put on the queue by hand: a task taken as open
+
+
+def sfn_error(code: str, status: int = 400) -> ClientError:
+    response: Any = {"Error": {"Code": code, "Message": code}}
+    response["ResponseMetadata"] = {"HTTPStatusCode": status}
+    return ClientError(response, "SendTaskHeartbeat")
+
+
+class HostSfn:
+    """The host's Step Functions client: moto's, except that HAND_TOKEN's heartbeats are taken
+    (its job has no execution) and ``heartbeat_errors[token]`` are raised first, one a beat."""
+
+    def __init__(self, sfn: Any) -> None:
+        self._sfn = sfn
+        self.heartbeat_errors: dict[str, list[Exception]] = {}
+        self.answered: list[str] = []  # the tokens the host answered, success or failure
+
+    def send_task_heartbeat(self, taskToken: str) -> Any:  # noqa: N803 (boto3's name)
+        if self.heartbeat_errors.get(taskToken):
+            raise self.heartbeat_errors[taskToken].pop(0)
+        return {} if taskToken == HAND_TOKEN else self._sfn.send_task_heartbeat(taskToken=taskToken)
+
+    def send_task_success(self, **kwargs: Any) -> Any:
+        self.answered.append(kwargs["taskToken"])
+        return self._sfn.send_task_success(**kwargs)
+
+    def send_task_failure(self, **kwargs: Any) -> Any:
+        self.answered.append(kwargs["taskToken"])
+        return self._sfn.send_task_failure(**kwargs)
 
 
 class Harness:
@@ -54,7 +85,8 @@ class Harness:
         )
         if registered is not None:
             self.register(registered)
-        self.agent = Agent(config, self.sqs, self.s3, self.sfn, Logger(service="test-host"))
+        self.host_sfn = HostSfn(self.sfn)
+        self.agent = Agent(config, self.sqs, self.s3, self.host_sfn, Logger(service="test-host"))
         self.thread = threading.Thread(target=self.agent.run, daemon=True)
         self.seen: list[dict[str, Any]] = []
 
@@ -106,9 +138,9 @@ class Harness:
             self.start(job)
         return job
 
-    def enqueue(self, job: dict[str, Any]) -> None:
+    def enqueue(self, job: dict[str, Any], token: str = HAND_TOKEN) -> None:
         """The job on the build queue as the state machine sends it, with a token of no task."""
-        body = json.dumps({"job": job, "token": "no-such-token"})
+        body = json.dumps({"job": job, "token": token})
         self.sqs.send_message(QueueUrl=self.queue, MessageBody=body)
 
     def start(self, job: dict[str, Any]) -> None:
@@ -268,7 +300,8 @@ def answered(harness: Harness, job: dict[str, Any], timeout: float = 20) -> dict
 
 
 # A job that waits in the queue outlives the state machine's 2-second heartbeat here, so these
-# tests put their jobs on the build queue directly (the host's answer then finds no open token).
+# tests put their jobs on the build queue directly, with HAND_TOKEN (the host's heartbeats are
+# taken; its answer finds no open task).
 def test_unregistered_host_takes_no_work_until_registered(
     moto_server: MotoStack, tmp_path: Path
 ) -> None:
@@ -322,3 +355,40 @@ def test_cancelled_build_stops_and_answers_cancelled(harness: Harness) -> None:
     assert harness.agent.answers.get(job["job_id"]) == {"outcome": "failure", "error": CANCELLED}
     listed = harness.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"images/{job['image_id']}/")
     assert listed.get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize("code", ["InvalidToken", "TaskTimedOut", "TaskDoesNotExist"])
+def test_closed_task_token_stops_the_job_unanswered_and_the_next_is_taken(
+    harness: Harness, code: str
+) -> None:
+    first = harness.start_job("sleep: 30\n", start=False)
+    token = f"closed-{code}"  # moto answers InvalidToken for it; the other codes as AWS would
+    if code != "InvalidToken":
+        harness.host_sfn.heartbeat_errors[token] = [sfn_error(code)]
+    harness.enqueue(first, token=token)
+    harness.wait_for_status(first["job_id"], "building_image")
+    second = harness.start_job("name: next\n", start=False)
+    harness.enqueue(second)
+    # built within 20 s: the first job (30 s) was stopped, not built to its end
+    assert answered(harness, second)["outcome"] == "success"
+    assert harness.agent.answers.get(first["job_id"]) is None  # a redelivery builds it again
+    assert token not in harness.host_sfn.answered
+    listed = harness.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"images/{first['image_id']}/")
+    assert listed.get("KeyCount", 0) == 0
+    log = harness.s3.get_object(Bucket=BUCKET, Key=first["log_key"])["Body"].read().decode()
+    assert "job stopped: Step Functions closed its task" in log and code in log
+
+
+def test_transient_heartbeat_errors_do_not_stop_the_job(harness: Harness) -> None:
+    job = harness.start_job("sleep: 3\n", start=False)
+    errors: list[Exception] = [
+        sfn_error("ThrottlingException"),
+        sfn_error("ServiceUnavailable", status=503),
+        EndpointConnectionError(endpoint_url="https://states.example"),
+    ]
+    harness.host_sfn.heartbeat_errors[HAND_TOKEN] = errors
+    harness.enqueue(job)
+    answer = answered(harness, job)
+    assert errors == []  # every error was met while the job ran ...
+    assert answer["outcome"] == "success"  # ... and it was built to its end and answered
+    assert HAND_TOKEN in harness.host_sfn.answered
