@@ -41,7 +41,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy chalicelib builders
 
-test-fast: install
+test-fast: install host-deps
 	$(VENV)/bin/pytest -q -m "not slow" -n 2
 
 test-slow: install host-deps

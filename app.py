@@ -9,6 +9,7 @@ from chalice import Chalice, Rate
 from chalicelib import observability
 from chalicelib.config import BUILD_EVENTS_QUEUE, GLANCE_IMPORTS_QUEUE, UPLOAD_EVENTS_QUEUE
 from chalicelib.container import container
+from chalicelib.faces import framework_errors
 from chalicelib.faces.composer import composes as composer_composes
 from chalicelib.faces.composer import service as composer_service
 from chalicelib.faces.glance import data as glance_data
@@ -20,6 +21,7 @@ from chalicelib.handlers import build_events, cleanup, glance_imports, upload_ev
 
 app = Chalice(app_name="kiln", configure_logs=False)  # Powertools logs as "kiln"
 app.register_middleware(observability.middleware, "all")
+app.register_middleware(framework_errors.middleware, "http")  # each face's own error format
 for face in (recipes, public_keys, images, jobs, build_nodes, service):
     app.register_blueprint(face.bp)
 for face in (composer_composes, composer_service):

@@ -84,6 +84,12 @@ class UnsupportedMediaType(DomainError):
     status, title = 415, "Unsupported Media Type"
 
 
+class MethodNotAllowed(DomainError):
+    """The path exists; the method does not (the face adds ``Allow``)."""
+
+    status, title = 405, "Method Not Allowed"
+
+
 class Gone(DomainError):
     status, title = 410, "Gone"
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
 import botocore.session
 import pynamodb.connection.base
 import pytest
@@ -23,7 +24,7 @@ from moto import mock_aws
 from chalicelib import container as container_module
 from chalicelib.config import BUILD_EVENTS_QUEUE, UPLOAD_EVENTS_QUEUE, Settings
 from infra import resources
-from infra.local import tokens
+from infra.local import dynamodb_limits, tokens
 from infra.local.provision import Provisioned, provision
 
 # One botocore session for PynamoDB in the test process: its connections otherwise load the
@@ -31,6 +32,18 @@ from infra.local.provision import Provisioned, provision
 # threaded; the product keeps PynamoDB's own session per connection).
 _shared_botocore_session = functools.cache(botocore.session.get_session)
 pynamodb.connection.base.get_session = _shared_botocore_session  # type: ignore[attr-defined]
+
+
+def _dynamodb_limits(params: dict[str, Any], model: Any, **_: Any) -> None:
+    """In-process moto refuses, as DynamoDB does, keys and items over DynamoDB's sizes."""
+    try:
+        dynamodb_limits.check(model.name, params)
+    except dynamodb_limits.LimitExceeded as exc:
+        error = {"Error": {"Code": "ValidationException", "Message": str(exc)}}
+        raise botocore.exceptions.ClientError(error, model.name) from None  # type: ignore[arg-type]
+
+
+_shared_botocore_session().register("provide-client-params.dynamodb.*", _dynamodb_limits)
 
 REGION = "us-east-1"
 BUCKET = "kiln-artifacts"

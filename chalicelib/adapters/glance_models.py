@@ -21,6 +21,8 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from chalicelib.adapters.sized_model import SizedModel
+
 #: the one partition of ``by_registry``
 REGISTRY = "image"
 #: the one partition of the sparse ``by_in_flight``: images with data on the way
@@ -68,7 +70,7 @@ class ByInFlight(GlobalSecondaryIndex[Any]):
     created_id = UnicodeAttribute(range_key=True)
 
 
-class GlanceImageModel(Model):
+class GlanceImageModel(SizedModel):
     """An image record. ``properties`` holds the custom (string) properties."""
 
     class Meta:
@@ -119,7 +121,7 @@ class ByMember(GlobalSecondaryIndex[Any]):
     image_created_id = UnicodeAttribute(range_key=True)
 
 
-class GlanceMemberModel(Model):
+class GlanceMemberModel(SizedModel):
     """A tenant an image is shared with, and whether it accepted."""
 
     class Meta:

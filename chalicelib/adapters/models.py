@@ -23,6 +23,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.adapters.glance_models import GLANCE_MODELS
+from chalicelib.adapters.sized_model import SizedModel
 
 
 class ByTenant(GlobalSecondaryIndex["Any"]):
@@ -76,7 +77,7 @@ class Pending(GlobalSecondaryIndex["Any"]):
     created_id = UnicodeAttribute(range_key=True)
 
 
-class TenantRecord(Model):
+class TenantRecord(SizedModel):
     """Fields every tenant-owned record has."""
 
     id = UnicodeAttribute(hash_key=True)
@@ -115,6 +116,7 @@ class RecipeModel(LifecycleRecord):
     archive_sha256 = UnicodeAttribute(null=True)
     archive_size = NumberAttribute(null=True)
     archive_reason = UnicodeAttribute(null=True)
+    archive_sequencer = UnicodeAttribute(null=True)  # the S3 event of the upload last checked
     version = VersionAttribute()
 
 
@@ -204,7 +206,7 @@ class ComposeModel(TenantRecord):
     version = VersionAttribute()
 
 
-class BuildNodeModel(Model):
+class BuildNodeModel(SizedModel):
     """A build host (IMS 'remote build node'), keyed by its xname."""
 
     class Meta:

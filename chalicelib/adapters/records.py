@@ -86,7 +86,14 @@ def change_versioned(load: Callable[[], M], change: Callable[[M], None], what: s
     raise Conflict(f"{what} kept changing; retry")
 
 
+#: DynamoDB's longest partition key (bytes): no record has a longer id, and asking for one is
+#: a ValidationException on AWS (moto does not check)
+KEY_MAX_BYTES = 2048
+
+
 def find(model: type[M], record_id: str) -> M | None:
+    if len(record_id.encode("utf-8", "surrogatepass")) > KEY_MAX_BYTES:
+        return None
     try:
         return model.get(record_id, consistent_read=True)
     except DoesNotExist:

@@ -20,6 +20,8 @@ KEY_TYPES = (
     "sk-ecdsa-sha2-nistp256@openssh.com",
 )
 KIND = "public-key"
+#: an OpenSSH public key line: a 16384-bit RSA key is about 2,800 characters
+PUBLIC_KEY_MAX = 16384
 
 
 def create(principal: Principal, body: Any) -> PublicKeyModel:
@@ -27,7 +29,7 @@ def create(principal: Principal, body: Any) -> PublicKeyModel:
         require_object(body), known=("name", "public_key"), read_only=("id", "created")
     )
     name = check.string("name", required=True, min_len=1)
-    public_key = check.string("public_key", required=True, min_len=1)
+    public_key = check.string("public_key", required=True, min_len=1, max_len=PUBLIC_KEY_MAX)
     if public_key and public_key.split(" ", 1)[0] not in KEY_TYPES:
         check.fail("public_key", "Not an OpenSSH public key (expected e.g. 'ssh-ed25519 AAAA...').")
     check.done()

@@ -8,6 +8,13 @@ from typing import Any
 
 from chalicelib.errors import Invalid, NoInput
 
+#: the longest text field by default (names, file names); IMS's document sets no limits
+TEXT_MAX = 255
+#: an s3:// link: S3 keys are at most 1,024 bytes
+LINK_MAX = 1100
+#: key/value lists (template_dictionary, image metadata): entries and their lengths
+PAIRS_MAX, KEY_MAX, VALUE_MAX = 128, 255, 1024
+
 
 def require_object(body: Any) -> dict[str, Any]:
     if body is None or body == {}:
@@ -38,7 +45,9 @@ class BodyCheck:
             return None
         return self.body[field]
 
-    def string(self, field: str, required: bool = False, min_len: int = 0) -> str | None:
+    def string(
+        self, field: str, required: bool = False, min_len: int = 0, max_len: int = TEXT_MAX
+    ) -> str | None:
         value = self._get(field, required)
         if value is None:
             return None
@@ -47,6 +56,9 @@ class BodyCheck:
             return None
         if len(value) < min_len:
             self.fail(field, f"Shorter than minimum length {min_len}.")
+        if len(value) > max_len:
+            self.fail(field, f"Longer than maximum length {max_len}.")
+            return None
         return value
 
     def choice(self, field: str, choices: Iterable[str], required: bool = False) -> str | None:
@@ -100,6 +112,8 @@ class BodyCheck:
         if not ok:
             self.fail(field, 'Must be a list of {"key": string, "value": string}.')
             return None
+        if not pairs_fit(self, field, [(item["key"], item["value"]) for item in value]):
+            return None
         return [{"key": item["key"], "value": item["value"]} for item in value]
 
     def link(self, field: str = "link", required: bool = False) -> dict[str, str] | None:
@@ -108,6 +122,9 @@ class BodyCheck:
             return None
         if not isinstance(value, dict) or not isinstance(value.get("path"), str):
             self.fail(field, "Must be an object with string 'path' and 'type'.")
+            return None
+        if any(len(str(part)) > LINK_MAX for part in value.values()):
+            self.fail(field, f"Longer than maximum length {LINK_MAX}.")
             return None
         if not isinstance(value.get("type"), str):
             self.fail(field, "Missing data for required field 'type'.")
@@ -123,3 +140,15 @@ class BodyCheck:
         if self.errors:
             fields = ", ".join(sorted(self.errors))
             raise Invalid(f"The request has invalid fields: {fields}", dict(self.errors))
+
+
+def pairs_fit(check: BodyCheck, field: str, pairs: list[tuple[str, str]]) -> bool:
+    """At most PAIRS_MAX entries; keys of 1-KEY_MAX and values of at most VALUE_MAX chars."""
+    if len(pairs) > PAIRS_MAX:
+        check.fail(field, f"At most {PAIRS_MAX} entries.")
+        return False
+    for key, value in pairs:
+        if not 1 <= len(key) <= KEY_MAX or len(value) > VALUE_MAX:
+            check.fail(field, f"Keys of 1-{KEY_MAX} and values of at most {VALUE_MAX} characters.")
+            return False
+    return True

@@ -47,6 +47,11 @@ SETTABLE = (
     "tags",
 )
 MAX_TEXT = 255
+#: a custom property's value: Glance keeps it in a TEXT column (65,535 bytes)
+MAX_PROPERTY_VALUE = 65535
+#: min_disk, min_ram: Glance keeps them in INTEGER columns (validate_mysql_int); DynamoDB would
+#: refuse numbers past 38 digits or 1E+126, a 500 instead of Glance's 400
+MAX_INT = 2**31 - 1
 
 
 def refuse_unsettable(name: str) -> None:
@@ -114,6 +119,8 @@ def _check(name: str, value: Any, principal: Principal) -> Any:
     if name in ("min_disk", "min_ram"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise BadRequest(f"Invalid value for '{name}': a non-negative integer.")
+        if value > MAX_INT:
+            raise BadRequest(f"'{name}' value out of range, must not exceed {MAX_INT}.")
         return value
     if name == "tags":
         if not isinstance(value, list):
@@ -123,4 +130,8 @@ def _check(name: str, value: Any, principal: Principal) -> Any:
         raise BadRequest(f"Invalid value for property '{name}': {value!r} is not a string.")
     if len(name) > MAX_TEXT:
         raise BadRequest(f"Property name is longer than {MAX_TEXT} characters.")
+    if len(value) > MAX_PROPERTY_VALUE:
+        raise BadRequest(
+            f"Invalid value for property '{name}': longer than {MAX_PROPERTY_VALUE} characters."
+        )
     return value

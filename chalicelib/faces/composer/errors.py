@@ -84,6 +84,9 @@ REGISTRY: tuple[ServiceError, ...] = (
     ServiceError(20, 400, "Malformed json, unable to decode body", (domain.NoInput,)),
     ServiceError(21, 404, "Requested resource doesn't exist", (domain.NotFound,)),
     ServiceError(
+        22, 405, "Requested method isn't supported for resource", (domain.MethodNotAllowed,)
+    ),
+    ServiceError(
         24,
         400,
         "BaseURL must be specified for payload repositories",
@@ -99,7 +102,13 @@ REGISTRY: tuple[ServiceError, ...] = (
         30,
         400,
         "Invalid compose request",
-        (domain.InvalidComposeRequest, domain.ComposeRejected, domain.Invalid),
+        (
+            domain.InvalidComposeRequest,
+            domain.ComposeRejected,
+            domain.Invalid,
+            domain.BadRequest,
+            domain.QuotaExceeded,
+        ),
     ),
     ServiceError(31, 400, "Koji is not configured for this service", (domain.KojiNotConfigured,)),
     ServiceError(

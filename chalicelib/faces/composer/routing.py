@@ -10,7 +10,7 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib import observability
+from chalicelib import observability, safe_json
 from chalicelib.auth import Principal, verify_bearer
 from chalicelib.container import container
 from chalicelib.errors import DomainError, NoInput, UnsupportedMediaType
@@ -66,6 +66,11 @@ def render_error(error: DomainError, operation_id: str) -> Response:
     )
 
 
+def render_for(error: DomainError, request: Any) -> Response:
+    """A registry error for an error raised outside a view (the framework's own answers)."""
+    return render_error(error, _operation_id(request))
+
+
 def _operation_id(request: Any) -> str:
     context = request.context or {}
     return str(context.get("requestId") or uuid.uuid4().hex)
@@ -84,6 +89,6 @@ def _body(request: Any) -> Any:
     if not request.raw_body:
         raise NoInput("the request has no body; send a JSON compose request")
     try:
-        return json.loads(request.raw_body)
-    except ValueError as exc:
+        return safe_json.loads(request.raw_body)
+    except safe_json.MalformedJSON as exc:
         raise NoInput(f"the body is not valid JSON: {exc}") from exc

@@ -11,7 +11,7 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib import observability
+from chalicelib import observability, safe_json
 from chalicelib.auth import Principal, verify_bearer
 from chalicelib.container import container
 from chalicelib.errors import BadRequest, DomainError
@@ -45,8 +45,8 @@ class GlanceCall:
         if not self.raw_body:
             raise BadRequest("The request has no body; send a JSON document.")
         try:
-            return json.loads(self.raw_body)
-        except ValueError as exc:
+            return safe_json.loads(self.raw_body)
+        except safe_json.MalformedJSON as exc:
             raise BadRequest(f"Malformed JSON in request body: {exc}") from exc
 
 
@@ -93,6 +93,11 @@ def glance_route(
         return view
 
     return register
+
+
+def render_for(error: DomainError, request: Any) -> Response:
+    """Glance's error body for an error raised outside a view (the framework's own answers)."""
+    return render(error, (request.headers or {}).get("accept"))
 
 
 def _query(request: Any) -> list[tuple[str, str]]:

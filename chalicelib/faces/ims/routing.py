@@ -7,9 +7,9 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from chalice import BadRequestError, Blueprint, Response
+from chalice import Blueprint, Response
 
-from chalicelib import observability
+from chalicelib import observability, safe_json
 from chalicelib.auth import Principal, verify_bearer
 from chalicelib.container import container
 from chalicelib.errors import DomainError, Invalid, NoInput
@@ -70,6 +70,11 @@ def ims_route(
 _CONTENT_TYPES = ["application/json", "application/merge-patch+json"]
 
 
+def render_for(error: DomainError, request: Any) -> Response:
+    """ProblemDetails for an error raised outside a view (the framework's own answers)."""
+    return problem(error, _instance(request))
+
+
 def _instance(request: Any) -> str:
     """The path as requested (request.path is the route template, e.g. /jobs/{job_id})."""
     return str((request.context or {}).get("path") or request.path)
@@ -103,6 +108,6 @@ def _body(request: Any) -> Any:
     if not request.raw_body:
         return None
     try:
-        return request.json_body
-    except BadRequestError as exc:
+        return safe_json.loads(request.raw_body)
+    except safe_json.MalformedJSON as exc:
         raise NoInput(f"the request body is not valid JSON: {exc}") from exc

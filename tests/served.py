@@ -1,0 +1,56 @@
+"""Kiln's app served over HTTP by Kiln's own local front (infra/local/front.py, as `make up`
+serves it), against moto in-process: for tests that must go through real HTTP (fuzzing,
+unknown methods, raw bodies) without starting the whole stack."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Iterator
+
+import pytest
+from chalice.config import Config
+from chalice.test import Client
+from moto import mock_aws
+
+from chalicelib import container as container_module
+from infra import resources
+from infra.local.provision import provision
+from tests.conftest import BUCKET, REGION, ROOT, Kiln, settings_for, use_test_aws_env
+
+
+@dataclasses.dataclass
+class Served:
+    url: str  # http://127.0.0.1:<port>, the root every face's paths hang from
+    kiln: Kiln  # tokens, and the test client for what is not HTTP (events)
+
+
+@contextlib.contextmanager
+def served_kiln(signing_keys: tuple[bytes, str]) -> Iterator[Served]:
+    from infra.local.front import create_front
+
+    private_pem, public_pem = signing_keys
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        use_test_aws_env(patch)
+        provisioned = provision(REGION, "kiln", BUCKET, resources.Timing())
+        container_module.use(container_module.Container(settings_for(provisioned, public_pem)))
+        import app as app_module
+
+        chalice_app = app_module.app
+        app_class = chalice_app.__class__
+        config = Config.create(chalice_stage="dev", app_name="kiln", project_dir=str(ROOT))
+        front = create_front(
+            chalice_app, config, "127.0.0.1", 0, streaming_routes=app_module.streaming_routes
+        )
+        thread = threading.Thread(target=front.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with Client(chalice_app) as client:
+                port = front.server_address[1]
+                yield Served(f"http://127.0.0.1:{port}", Kiln(client, private_pem, provisioned))
+        finally:
+            front.shutdown()
+            thread.join(timeout=10)
+            chalice_app.__class__ = app_class
+            container_module._current.clear()
