@@ -1,14 +1,14 @@
 """The customize flow: unpack an existing image, let its owner change it over SSH, repackage it
 as a new image. The source image's objects are only read, never written.
 
-fetching_image (download the source manifest's rootfs squashfs, kernel and initrd, check their
-sha256, unsquashfs) → waiting_on_user (SSH session until the completion file appears) →
-building_image (mksquashfs with fixed timestamps) → publish like a create job.
+fetching_image (download the source's rootfs squashfs, kernel and initrd as the API side
+listed them from its manifest, check their sha256, unsquashfs) → waiting_on_user (SSH session
+until the completion file appears) → building_image (mksquashfs with fixed timestamps) →
+publish like a create job.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -18,7 +18,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from builders import ssh_session
 from builders.backends.base import INITRD, KERNEL, ROOTFS_SQUASHFS, Artifact, BuildError
@@ -67,20 +66,19 @@ class CustomizeRun(JobRun):
         return artifacts
 
     def _fetch_source(self) -> dict[str, Path]:
-        """The source image's artifacts (rootfs, and kernel and initrd if it has them)."""
+        """The source image's artifacts (rootfs, and kernel and initrd if it has them): the
+        ones the API side vetted from its manifest (objects the job's tenant may read), by key
+        in the job's bucket, each checked against its manifest sha256."""
         source = self.job.get("source_image") or {}
-        key = source.get("manifest_key")
-        if not key:
-            raise BuildError("the customize job names no source image manifest")
         name = f"source image {source.get('image_id', '')}".rstrip()
-        try:
-            body = self._s3.get_object(Bucket=self.job["bucket"], Key=key)["Body"].read()
-            manifest = json.loads(body)
-        except Exception as exc:
-            raise BuildError(f"the {name} has no readable manifest at {key}: {exc}") from None
-        listed = {a.get("type"): a for a in manifest.get("artifacts") or [] if isinstance(a, dict)}
+        if not source.get("manifest_key"):
+            raise BuildError(f"the {name} has no manifest this job may read")
+        listed = {a.get("type"): a for a in source.get("artifacts") or [] if isinstance(a, dict)}
         if ROOTFS_SQUASHFS not in listed:
-            raise BuildError(f"the {name} has no {ROOTFS_SQUASHFS} artifact in {key}")
+            raise BuildError(
+                f"the {name} has no {ROOTFS_SQUASHFS} artifact in {source['manifest_key']} "
+                "that this job may read"
+            )
         folder = self.work_dir / "source"
         folder.mkdir()
         files: dict[str, Path] = {}
@@ -91,12 +89,10 @@ class CustomizeRun(JobRun):
         return files
 
     def _download(self, entry: dict[str, Any], target: Path, name: str) -> Path:
-        link = str((entry.get("link") or {}).get("path", ""))
-        parsed = urlparse(link)
-        if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
-            raise BuildError(f"the {name} lists {entry.get('type')} at {link!r}, not s3://...")
+        bucket, key = self.job["bucket"], str(entry.get("key", ""))
+        link = f"s3://{bucket}/{key}"
         try:
-            self._s3.download_file(parsed.netloc, parsed.path.lstrip("/"), str(target))
+            self._s3.download_file(bucket, key, str(target))
         except Exception as exc:
             raise BuildError(f"the {name}'s {link} could not be downloaded: {exc}") from None
         digest = digests(target)["sha256"]

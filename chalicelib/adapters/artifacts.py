@@ -17,8 +17,12 @@ PART = 8 * 1024 * 1024  # multipart part size for streamed uploads (S3's least i
 IN_FLIGHT = 2  # parts of one streamed upload sent at once
 
 
+def recipe_prefix(recipe_id: str) -> str:
+    return f"recipes/{recipe_id}/"
+
+
 def recipe_key(recipe_id: str) -> str:
-    return f"recipes/{recipe_id}/recipe.tar.gz"
+    return f"{recipe_prefix(recipe_id)}recipe.tar.gz"
 
 
 def image_prefix(image_id: str) -> str:
@@ -86,6 +90,10 @@ def parse_s3_url(path: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
+class ObjectMissing(LookupError):
+    """The object is not in the bucket (any more)."""
+
+
 class ArtifactStore:
     """One bucket of artifacts. ``s3`` is a boto3 S3 client, created by the container."""
 
@@ -138,11 +146,18 @@ class ArtifactStore:
             raise
 
     def stream(self, key: str) -> Iterator[bytes]:
-        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        yield from self.open(key)[1]
+
+    def open(self, key: str) -> tuple[str, Iterator[bytes]]:
+        """(ETag, chunks) of one read of the object: the ETag of exactly the bytes read.
+        ObjectMissing if there is no such object."""
         try:
-            yield from iter(lambda: body.read(CHUNK), b"")
-        finally:
-            body.close()
+            response = self._s3.get_object(Bucket=self.bucket, Key=key)
+        except self._s3.exceptions.ClientError as exc:
+            if self._missing(exc):
+                raise ObjectMissing(key) from exc
+            raise
+        return str(response.get("ETag", "")).strip('"'), _chunks(response["Body"])
 
     def read(self, key: str) -> bytes:
         return b"".join(self.stream(key))
@@ -314,6 +329,13 @@ class ArtifactStore:
 
     def copy(self, source: str, target: str) -> None:
         self._s3.copy({"Bucket": self.bucket, "Key": source}, self.bucket, target)
+
+
+def _chunks(body: Any) -> Iterator[bytes]:
+    try:
+        yield from iter(lambda: body.read(CHUNK), b"")
+    finally:
+        body.close()
 
 
 def _parts(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:

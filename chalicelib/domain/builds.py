@@ -13,7 +13,7 @@ from chalicelib.adapters.models import ImageModel, JobModel, PublicKeyModel, Rec
 from chalicelib.adapters.workflows import Workflows
 from chalicelib.auth import Principal
 from chalicelib.config import Settings
-from chalicelib.domain import dispatch, job_logs
+from chalicelib.domain import artifact_links, dispatch, job_logs
 from chalicelib.domain.job_records import KIND, set_status, update
 from chalicelib.domain.states import JOB_STATUSES, JOB_TRANSITIONS, check_move
 from chalicelib.domain.validation import BodyCheck, require_object
@@ -143,7 +143,7 @@ def _usable_image(job: JobModel, principal: Principal, store: ArtifactStore) -> 
     if image is None:
         raise Invalid(f"image {job.artifact_id} not found", {"artifact_id": ["No such image."]})
     key = store.own_key(image.link["path"]) if image.link else None
-    if key is None or not store.exists(key):
+    if key is None or not artifact_links.may_link(key, image.tenant) or not store.exists(key):
         raise Invalid(
             f"image {image.id} has no manifest in {store.bucket} to customize",
             {"artifact_id": ["Image has no manifest."]},

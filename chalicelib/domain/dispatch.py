@@ -26,7 +26,7 @@ from chalicelib.adapters.artifacts import (
 from chalicelib.adapters.models import ImageModel, JobModel, PublicKeyModel, RecipeModel
 from chalicelib.adapters.workflows import Workflows
 from chalicelib.config import Settings
-from chalicelib.domain import build_nodes
+from chalicelib.domain import artifact_links, build_nodes
 from chalicelib.domain.build_results import epoch
 from chalicelib.domain.job_records import KIND, finish, set_status, update
 from chalicelib.errors import DomainError
@@ -174,9 +174,7 @@ def job_input(job: JobModel, store: ArtifactStore, settings: Settings) -> dict[s
         "user_wait_seconds": settings.user_wait_seconds,
     }
     if job.job_type == "customize":
-        image = records.find(ImageModel, job.artifact_id)
-        manifest = store.own_key(image.link["path"]) if image and image.link else None
-        message["source_image"] = {"image_id": job.artifact_id, "manifest_key": manifest}
+        message["source_image"] = _source_image(job, store)
         return message
     if job.compose_id:  # a composer image: the recipe Kiln generated, and the upload target
         message["recipe"] = {
@@ -196,3 +194,15 @@ def job_input(job: JobModel, store: ArtifactStore, settings: Settings) -> dict[s
         message["template_dictionary"] = {i["key"]: i["value"] for i in recipe.template_dictionary}
         message["source_date_epoch"] = int(epoch(recipe.created))
     return message
+
+
+def _source_image(job: JobModel, store: ArtifactStore) -> dict[str, Any]:
+    """A customize job's image: its manifest and the artifacts in it the job's tenant may read,
+    by key (the host fetches those and nothing else)."""
+    image = records.find(ImageModel, job.artifact_id)
+    manifest = store.own_key(image.link["path"]) if image and image.link else None
+    if manifest is None or not artifact_links.may_link(manifest, job.tenant):
+        return {"image_id": job.artifact_id, "manifest_key": None, "artifacts": []}
+    listed = artifact_links.manifest_artifacts(store, manifest, job.tenant)
+    artifacts = [{k: a[k] for k in ("type", "key", "sha256")} for a in listed]
+    return {"image_id": job.artifact_id, "manifest_key": manifest, "artifacts": artifacts}

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from chalicelib import safe_json
 from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.models import ImageModel
 from chalicelib.auth import Principal
 from chalicelib.config import ARCHES
+from chalicelib.domain import artifact_links, image_metadata
 from chalicelib.domain.validation import BodyCheck, require_object
 from chalicelib.errors import Conflict, Invalid, NotFound
 
@@ -25,21 +26,21 @@ def create(principal: Principal, body: Any, store: ArtifactStore) -> ImageModel:
     name = check.string("name", required=True, min_len=1)
     arch = check.choice("arch", ARCHES)
     link = check.link()
-    metadata = body.get("metadata")
-    if metadata is not None and not (
-        isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
-    ):
-        check.fail("metadata", "Must be an object of string values.")
+    metadata = image_metadata.initial(check)
     check.done()
-    image = ImageModel(name=name, arch=arch or "x86_64", metadata=metadata or {})
-    if link is not None:
-        head = store.head(store.key_of(link["path"]))
-        if head is None:
-            raise Invalid(f"link.path {link['path']} does not exist", {"link": ["no such object"]})
-        link["etag"] = str(head.get("ETag", "")).strip('"')
-        image.link = link
+    image = ImageModel(name=name, arch=arch or "x86_64", metadata=metadata)
     records.stamp(image, principal.tenant, KIND)
+    if link is not None:
+        image.link = _checked_link(link, image.tenant, store)
     return records.insert(image)
+
+
+def _checked_link(link: dict[str, str], tenant: str, store: ArtifactStore) -> dict[str, str]:
+    """The link with the manifest's etag, if the tenant may link it and it exists."""
+    head = store.head(artifact_links.entitled_key(store, link["path"], tenant))
+    if head is None:
+        raise Invalid(f"link.path {link['path']} does not exist", {"link": ["no such object"]})
+    return {**link, "etag": str(head.get("ETag", "")).strip('"')}
 
 
 def record_build(
@@ -58,53 +59,27 @@ def record_build(
 
 
 def patch(principal: Principal, image_id: str, body: Any, store: ArtifactStore) -> ImageModel:
-    """IMS image PATCH: set a link once (409 if it has one), change arch, set/remove metadata."""
+    """IMS image PATCH: set a link once (409 if it has another), change arch, set/remove
+    metadata."""
     image = get(principal, image_id)
     check = BodyCheck(require_object(body), known=("link", "arch", "metadata"))
     link = check.link()
     arch = check.choice("arch", ARCHES)
-    operations = _metadata_operations(check)
+    operations = image_metadata.operations(check)
     check.done()
-    if link is not None:
+    if link is not None and not _same_link(image.link, link):
         if image.link:
             raise Conflict(f"image {image_id} already has a link; it cannot be changed")
-        head = store.head(store.key_of(link["path"]))
-        if head is None:
-            raise Invalid(f"link.path {link['path']} does not exist", {"link": ["no such object"]})
-        link["etag"] = str(head.get("ETag", "")).strip('"')
-        image.link = link
+        image.link = _checked_link(link, image.tenant, store)
     if arch is not None:
         image.arch = arch
-    metadata = dict(image.metadata or {})
-    for operation, key, value in operations:
-        if operation == "set":
-            metadata[key] = value
-        else:
-            metadata.pop(key, None)
-    image.metadata = metadata
+    image.metadata = image_metadata.apply(image.metadata or {}, operations)
     return records.save_or_conflict(image, f"image {image_id}")
 
 
-def _metadata_operations(check: BodyCheck) -> list[tuple[str, str, str]]:
-    value = check.body.get("metadata")
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        check.fail("metadata", "A list of {operation, key, value} changes.")
-        return []
-    found = []
-    for item in value:
-        if not isinstance(item, dict) or set(item) - {"operation", "key", "value"}:
-            check.fail("metadata", "Each change has only operation, key and value.")
-            continue
-        operation, key, text = item.get("operation"), item.get("key"), item.get("value")
-        if operation not in ("set", "remove") or not isinstance(key, str) or not key:
-            check.fail("metadata", "operation must be set or remove, with a non-empty key.")
-        elif operation == "set" and not isinstance(text, str):
-            check.fail("metadata", f"set {key}: value must be a string.")
-        else:
-            found.append((str(operation), key, str(text or "")))
-    return found
+def _same_link(current: dict[str, str] | None, given: dict[str, str]) -> bool:
+    """As IMS: PATCHing the link an image already has is not a conflict."""
+    return current is not None and all(current.get(k) == v for k, v in given.items())
 
 
 def get(principal: Principal, image_id: str) -> ImageModel:
@@ -116,20 +91,21 @@ def list_for(principal: Principal) -> list[ImageModel]:
 
 
 def manifest(principal: Principal, image_id: str, store: ArtifactStore) -> dict[str, Any]:
-    """The image's manifest.json, each artifact with a presigned ``download_url`` added."""
+    """The image's manifest.json, with a presigned ``download_url`` on each artifact its tenant
+    may read (and on the manifest)."""
     image = get(principal, image_id)
     if not image.link:
         raise NotFound(f"image {image_id} has no manifest link")
-    key = store.key_of(image.link["path"])
-    if store.head(key) is None:
+    key = store.own_key(image.link["path"])
+    if key is None or not artifact_links.may_link(key, image.tenant) or store.head(key) is None:
         raise NotFound(f"the manifest of image {image_id} is missing from the artifact store")
     try:
-        document = json.loads(store.read(key))
-    except ValueError as exc:
-        raise Invalid(f"the manifest of image {image_id} is not JSON") from exc
-    for artifact in document.get("artifacts", []):
-        path = artifact.get("link", {}).get("path", "")
-        if path.startswith(f"s3://{store.bucket}/"):
-            artifact["download_url"] = store.presign_get(store.key_of(path))
+        document = safe_json.loads(store.read(key))
+    except safe_json.MalformedJSON as exc:
+        raise Invalid(f"the manifest of image {image_id} is not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise Invalid(f"the manifest of image {image_id} is not a JSON object")
+    for artifact in artifact_links.listed_artifacts(store, document, image.tenant):
+        artifact["entry"]["download_url"] = store.presign_get(artifact["key"])
     document["download_url"] = store.presign_get(key)
-    return dict(document)
+    return document

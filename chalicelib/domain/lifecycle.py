@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +25,7 @@ from pynamodb.exceptions import DeleteError, PutError
 
 from chalicelib import observability
 from chalicelib.adapters import records
-from chalicelib.adapters.artifacts import ArtifactStore, image_prefix
+from chalicelib.adapters.artifacts import ArtifactStore, image_prefix, recipe_prefix
 from chalicelib.adapters.models import (
     ImageModel,
     JobModel,
@@ -35,6 +34,7 @@ from chalicelib.adapters.models import (
     RecipeModel,
 )
 from chalicelib.auth import Principal
+from chalicelib.domain import artifact_links
 from chalicelib.domain.states import RECORD_TRANSITIONS, check_move
 from chalicelib.domain.validation import BodyCheck, require_object
 from chalicelib.errors import Conflict, NotFound
@@ -62,32 +62,30 @@ class Kind:
         return f"deleted-{self.name}"
 
 
-def _linked_key(record: Any, store: ArtifactStore) -> list[str]:
+def _linked_key(record: Any, store: ArtifactStore, own_prefix: str) -> list[str]:
+    """The object the record links, if it is the record's own (see artifact_links)."""
     key = store.own_key(record.link["path"]) if record.link else None
-    return [key] if key else []
+    return [key] if key and artifact_links.own_objects(key, record.tenant, own_prefix) else []
 
 
 def _recipe_keys(recipe: RecipeModel, store: ArtifactStore) -> list[str]:
-    under = [key for key, _ in store.objects(f"recipes/{recipe.id}/")]
-    return sorted(set(_linked_key(recipe, store) + under))
+    prefix = recipe_prefix(recipe.id)
+    under = [key for key, _ in store.objects(prefix)]
+    return sorted(set(_linked_key(recipe, store, prefix) + under))
 
 
 def _image_keys(image: ImageModel, store: ArtifactStore) -> list[str]:
-    """The manifest, every artifact it lists in this bucket, and anything under the image's
-    own prefix (a build's uploads)."""
-    keys = set(_linked_key(image, store))
+    """The manifest, every artifact it lists, and anything under the image's own prefix (a
+    build's uploads): of the first two, only the image's own objects, never another record's
+    or another tenant's."""
+    prefix = image_prefix(image.id)
+    keys = set(_linked_key(image, store, prefix))
     for manifest_key in list(keys):
         if store.exists(manifest_key):
-            try:
-                document = json.loads(store.read(manifest_key))
-            except ValueError:
-                continue
-            for artifact in document.get("artifacts", []) if isinstance(document, dict) else []:
-                path = (artifact.get("link") or {}).get("path", "")
-                key = store.own_key(path) if path else None
-                if key:
-                    keys.add(key)
-    keys.update(key for key, _ in store.objects(image_prefix(image.id)))
+            for artifact in artifact_links.manifest_artifacts(store, manifest_key, image.tenant):
+                if artifact_links.own_objects(artifact["key"], image.tenant, prefix):
+                    keys.add(artifact["key"])
+    keys.update(key for key, _ in store.objects(prefix))
     return sorted(keys)
 
 

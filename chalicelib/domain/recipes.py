@@ -7,10 +7,11 @@ from typing import Any
 from pynamodb.exceptions import PutError
 
 from chalicelib.adapters import records
-from chalicelib.adapters.artifacts import ArtifactStore, recipe_key
+from chalicelib.adapters.artifacts import ArtifactStore, ObjectMissing, recipe_key
 from chalicelib.adapters.models import RecipeModel
 from chalicelib.auth import Principal
 from chalicelib.config import ARCHES, Settings
+from chalicelib.domain import artifact_links
 from chalicelib.domain.recipe_archive import ArchiveFacts, ArchiveRejected, inspect_archive
 from chalicelib.domain.states import RECIPE_ARCHIVE_TRANSITIONS, can_move
 from chalicelib.domain.validation import BodyCheck, require_object
@@ -104,45 +105,48 @@ def upload_url(principal: Principal, recipe_id: str, store: ArtifactStore) -> di
 def _adopt_link(
     recipe: RecipeModel, link: dict[str, str], store: ArtifactStore, settings: Settings
 ) -> None:
-    """Check the linked archive now; a link to a missing or unsafe archive is refused."""
-    key = store.key_of(link["path"])
-    head = store.head(key)
-    if head is None:
-        raise Invalid(f"link.path {link['path']} does not exist", {"link": ["no such object"]})
+    """Check the linked archive now; a link the tenant may not use, or to a missing or unsafe
+    archive, is refused."""
+    key = artifact_links.entitled_key(store, link["path"], recipe.tenant)
     try:
-        facts = _inspect(store, key, recipe, settings)
+        etag, facts = _inspect(store, key, recipe, settings)
+    except ObjectMissing as exc:
+        raise Invalid(
+            f"link.path {link['path']} does not exist", {"link": ["no such object"]}
+        ) from exc
     except ArchiveRejected as exc:
         raise Invalid(f"recipe archive rejected: {exc}", {"link": [str(exc)]}) from exc
-    _mark_ready(
-        recipe, store.url(key), str(head.get("ETag", "")).strip('"'), facts.sha256, facts.size
-    )
+    _mark_ready(recipe, store.url(key), etag, facts)
 
 
 def _inspect(
     store: ArtifactStore, key: str, recipe: RecipeModel, settings: Settings
-) -> ArchiveFacts:
-    return inspect_archive(
-        store.stream(key),
-        recipe.recipe_type,
-        settings.recipe_max_bytes,
-        settings.recipe_max_members,
+) -> tuple[str, ArchiveFacts]:
+    """(the ETag of the object read, its facts): what is recorded is what was inspected."""
+    etag, chunks = store.open(key)
+    facts = inspect_archive(
+        chunks, recipe.recipe_type, settings.recipe_max_bytes, settings.recipe_max_members
     )
+    return etag, facts
 
 
-def _mark_ready(recipe: RecipeModel, path: str, etag: str, sha256: str, size: int) -> None:
+def _mark_ready(recipe: RecipeModel, path: str, etag: str, facts: ArchiveFacts) -> None:
     recipe.link = {"path": path, "etag": etag, "type": "s3"}
     recipe.archive_status = "ready"
-    recipe.archive_sha256 = sha256
-    recipe.archive_size = size
+    recipe.archive_sha256 = facts.sha256
+    recipe.archive_size = facts.size
     recipe.archive_reason = None
 
 
 def archive_uploaded(
-    key: str, etag: str, store: ArtifactStore, settings: Settings
+    key: str, etag: str, store: ArtifactStore, settings: Settings, sequencer: str = ""
 ) -> tuple[str, str]:
-    """An archive landed at ``key``: check it and record the outcome on its recipe.
+    """An archive landed at ``key`` (the upload event's object ETag and S3 ``sequencer``):
+    check it and record the outcome on its recipe.
 
-    Returns (recipe_id or '', outcome). Safe to call again for the same upload.
+    Returns (recipe_id or '', outcome). Exactly once in effect: a repeated event, or one older
+    than the upload the recipe already records (by sequencer), changes nothing; an event whose
+    object was replaced since is left to the newer object's own event.
     """
     recipe_id = key.split("/")[1] if key.count("/") == 2 else ""
     if key != recipe_key(recipe_id) or not recipe_id:
@@ -151,19 +155,30 @@ def archive_uploaded(
         recipe = records.find(RecipeModel, recipe_id)
         if recipe is None:
             return recipe_id, "ignored: no such recipe"
-        if recipe.link and recipe.link.get("etag") == etag and recipe.archive_status == "ready":
+        if sequencer and recipe.archive_sequencer:
+            order = compare_sequencers(sequencer, recipe.archive_sequencer)
+            if order < 0:
+                return recipe_id, "ignored: older than the upload already checked"
+            if order == 0:
+                return recipe_id, "unchanged: already checked"
+        elif recipe.link and recipe.link.get("etag") == etag and recipe.archive_status == "ready":
             return recipe_id, "unchanged: already checked"
         try:
-            facts = _inspect(store, key, recipe, settings)
-            new_status, reason = "ready", None
+            inspected, facts = _inspect(store, key, recipe, settings)
         except ArchiveRejected as exc:
-            new_status, reason = "invalid", str(exc)
+            inspected, facts, reason = etag, None, str(exc)
+        except ObjectMissing:
+            return recipe_id, "ignored: the object is gone"
+        if etag and inspected != etag:
+            return recipe_id, "ignored: the object was replaced since this event"
+        new_status = "ready" if facts is not None else "invalid"
         if not can_move(RECIPE_ARCHIVE_TRANSITIONS, recipe.archive_status, new_status):
             return recipe_id, f"unchanged: {recipe.archive_status}"
-        if new_status == "ready":
-            _mark_ready(recipe, store.url(key), etag, facts.sha256, facts.size)
+        if facts is not None:
+            _mark_ready(recipe, store.url(key), inspected, facts)
         else:
             recipe.archive_status, recipe.archive_reason = "invalid", reason
+        recipe.archive_sequencer = sequencer or None
         try:
             recipe.save()
             return recipe_id, new_status
@@ -171,3 +186,11 @@ def archive_uploaded(
             if not records.lost_race(exc):
                 raise
     raise Conflict(f"recipe {recipe_id} kept changing while its archive was checked")
+
+
+def compare_sequencers(first: str, second: str) -> int:
+    """-1, 0 or 1 as S3 orders two events of one key: the hex strings right-padded with zeros
+    to one length, then compared."""
+    width = max(len(first), len(second))
+    a, b = first.upper().ljust(width, "0"), second.upper().ljust(width, "0")
+    return (a > b) - (a < b)

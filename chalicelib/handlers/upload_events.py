@@ -3,22 +3,21 @@ Glance data uploaded straight to S3 is hashed and its image activated."""
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
-from chalicelib import observability
+from chalicelib import observability, safe_json
 from chalicelib.container import Container
 from chalicelib.domain import recipes
 from chalicelib.domain.glance import direct
 
 
-def object_created(body: str) -> Iterable[tuple[str, str, str]]:
-    """(bucket, key, etag) for each ObjectCreated record in an S3 notification message."""
+def object_created(body: str) -> Iterable[tuple[str, str, str, str]]:
+    """(bucket, key, etag, sequencer) for each ObjectCreated record in an S3 notification."""
     try:
-        message = json.loads(body)
-    except ValueError:
+        message = safe_json.loads(body)
+    except safe_json.MalformedJSON:
         return []
     found = []
     for record in message.get("Records", []) if isinstance(message, dict) else []:
@@ -27,7 +26,8 @@ def object_created(body: str) -> Iterable[tuple[str, str, str]]:
         s3 = record.get("s3", {})
         key = urllib.parse.unquote_plus(s3.get("object", {}).get("key", ""))
         etag = str(s3.get("object", {}).get("eTag", "")).strip('"')
-        found.append((s3.get("bucket", {}).get("name", ""), key, etag))
+        sequencer = str(s3.get("object", {}).get("sequencer") or "")
+        found.append((s3.get("bucket", {}).get("name", ""), key, etag, sequencer))
     return found
 
 
@@ -35,7 +35,7 @@ def handle(bodies: Iterable[str], box: Container) -> list[dict[str, Any]]:
     log = observability.logger()
     outcomes = []
     for body in bodies:
-        for bucket, key, etag in object_created(body):
+        for bucket, key, etag, sequencer in object_created(body):
             if bucket != box.artifacts.bucket:
                 log.warning("upload event for a foreign bucket ignored", extra={"bucket": bucket})
                 continue
@@ -46,7 +46,9 @@ def handle(bodies: Iterable[str], box: Container) -> list[dict[str, Any]]:
                 log.info("direct upload", extra={"key": key, "outcome": outcome})
                 outcomes.append({"key": key, "image_id": direct.image_of(key), "outcome": outcome})
                 continue
-            recipe_id, outcome = recipes.archive_uploaded(key, etag, box.artifacts, box.settings)
+            recipe_id, outcome = recipes.archive_uploaded(
+                key, etag, box.artifacts, box.settings, sequencer
+            )
             log.info(
                 "upload checked", extra={"key": key, "recipe_id": recipe_id, "outcome": outcome}
             )

@@ -68,7 +68,8 @@ def publish_source_image(harness: Harness, folder: Path, jail: bool) -> dict[str
         Artifact(out / "initrd", INITRD),
     ]
     manifest = reporter.publish_image(job, artifacts, folder)
-    return {"image_id": image_id, "manifest_key": manifest["key"]}
+    listed = [{k: a[k] for k in ("type", "key", "sha256")} for a in manifest["artifacts"]]
+    return {"image_id": image_id, "manifest_key": manifest["key"], "artifacts": listed}
 
 
 def objects(harness: Harness, prefix: str) -> dict[str, str]:

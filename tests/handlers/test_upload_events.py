@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import tarfile
 
 import boto3
@@ -157,3 +158,53 @@ def test_events_for_other_keys_and_test_events_are_ignored(kiln: Kiln) -> None:
         kiln.call("GET", f"{V3}/recipes/{recipe_id}").json_body["archive"]["status"]
         == "awaiting_upload"
     )
+
+
+def s3_event(key: str, etag: str, sequencer: str) -> str:
+    record = {
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "bucket": {"name": "kiln-artifacts"},
+            "object": {"key": key, "eTag": etag, "sequencer": sequencer},
+        },
+    }
+    return json.dumps({"Records": [record]})
+
+
+def put_archive(recipe_id: str, archive: bytes) -> str:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    key = f"recipes/{recipe_id}/recipe.tar.gz"
+    return str(s3.put_object(Bucket="kiln-artifacts", Key=key, Body=archive)["ETag"]).strip('"')
+
+
+def test_an_older_event_replayed_after_a_newer_one_changes_nothing(kiln: Kiln) -> None:
+    recipe_id = new_recipe(kiln)
+    key = f"recipes/{recipe_id}/recipe.tar.gz"
+    old, new = make_archive({"recipe.yaml": "a: 1\n"}), make_archive({"recipe.yaml": "b: 2\n"})
+    old_etag, new_etag = put_archive(recipe_id, old), put_archive(recipe_id, new)
+    kiln.upload_events(s3_event(key, new_etag, "0062E1C5F3A9B1C2D3"))
+    after_new = kiln.call("GET", f"{V3}/recipes/{recipe_id}").json_body
+    assert after_new["link"]["etag"] == new_etag
+    assert after_new["archive"]["sha256"] == hashlib.sha256(new).hexdigest()
+    # the older upload's event, late or replayed (sequencers compare right-padded)
+    kiln.upload_events(s3_event(key, old_etag, "0062E1C5F3A9B1C2"))
+    kiln.upload_events(s3_event(key, new_etag, "0062E1C5F3A9B1C2D3"))  # and a duplicate
+    assert kiln.call("GET", f"{V3}/recipes/{recipe_id}").json_body == after_new
+
+
+def test_an_event_whose_object_was_replaced_records_nothing_of_it(kiln: Kiln) -> None:
+    """The first upload's event arrives after the second upload landed: what is recorded is
+    always what was inspected (etag, sha256 and size of one object), and the newer event
+    records it."""
+    recipe_id = new_recipe(kiln)
+    key = f"recipes/{recipe_id}/recipe.tar.gz"
+    old, new = make_archive({"recipe.yaml": "a: 1\n"}), make_archive({"recipe.yaml": "b: 22\n"})
+    old_etag, new_etag = put_archive(recipe_id, old), put_archive(recipe_id, new)
+    kiln.upload_events(s3_event(key, old_etag, "0062E1C5F3A9B1C2"))
+    recipe = kiln.call("GET", f"{V3}/recipes/{recipe_id}").json_body
+    assert recipe["archive"]["status"] == "awaiting_upload" and "link" not in recipe
+    kiln.upload_events(s3_event(key, new_etag, "0062E1C5F3A9B1C2D3"))
+    recipe = kiln.call("GET", f"{V3}/recipes/{recipe_id}").json_body
+    assert recipe["link"]["etag"] == new_etag
+    assert recipe["archive"]["sha256"] == hashlib.sha256(new).hexdigest()
+    assert recipe["archive"]["size"] == len(new)

@@ -80,7 +80,10 @@ def test_missing_or_broken_body_is_400(kiln: Kiln, body: str | None) -> None:
 
 
 def test_link_to_missing_object_is_422_and_nothing_is_written(kiln: Kiln) -> None:
-    body = {**NOOP_RECIPE, "link": {"path": "s3://kiln-artifacts/nope.tar.gz", "type": "s3"}}
+    body = {
+        **NOOP_RECIPE,
+        "link": {"path": "s3://kiln-artifacts/uploads/demo/nope.tar.gz", "type": "s3"},
+    }
     response = kiln.call("POST", f"{V3}/recipes", body)
     assert response.status_code == 422
     assert "does not exist" in response.json_body["detail"]
@@ -96,7 +99,7 @@ def test_link_to_unsafe_archive_is_422(kiln: Kiln) -> None:
     import tarfile
 
     evil = tarfile.TarInfo("../../etc/passwd")
-    path = put_object(kiln, "uploads/evil.tar.gz", make_archive({"recipe.yaml": "x"}, [evil]))
+    path = put_object(kiln, "uploads/demo/evil.tar.gz", make_archive({"recipe.yaml": "x"}, [evil]))
     response = kiln.call(
         "POST", f"{V3}/recipes", {**NOOP_RECIPE, "link": {"path": path, "type": "s3"}}
     )
