@@ -53,6 +53,7 @@ bench: install
 	$(PY) bench/dispatch.py
 	$(PY) bench/glance.py
 	$(PY) bench/front.py
+	$(PY) bench/archive_bombs.py
 
 clean:
 	rm -rf $(VENV) .kiln .pytest_cache .mypy_cache .ruff_cache

@@ -154,3 +154,49 @@ def _unsquash_cat(image: Path, path: str) -> str:
     return subprocess.run(
         ["unsquashfs", "-cat", str(image), path], check=True, capture_output=True, text=True
     ).stdout
+
+
+def test_a_burst_of_concurrent_writers_all_get_answers(stack: StackProcess) -> None:
+    """200 clients write at once through the front (IMS recipes, Glance images, PATCHes of one
+    image): every one gets an HTTP answer, so none is left wondering whether its write
+    happened, and every create that was answered 201 is there afterwards."""
+    import concurrent.futures
+    import threading
+
+    from infra.local import tokens
+
+    private_pem = (stack.state_dir / "jwt-private.pem").read_bytes()
+    token = tokens.mint(private_pem, "burst", "user")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    api, ims = stack.info["api_url"], stack.info["ims_url"]
+    image = requests.post(f"{ims}/v3/images", json={"name": "p"}, headers=headers, timeout=30)
+    assert image.status_code == 201, image.text
+    gate = threading.Barrier(200)
+
+    def write(n: int) -> tuple[str, int]:
+        session = requests.Session()  # a connection of its own
+        gate.wait(timeout=60)
+        if n % 4 == 0:
+            body = {"metadata": {"operation": "set", "key": f"k{n}", "value": "v"}}
+            url = f"{ims}/v3/images/{image.json()['id']}"
+            return "patch", session.patch(url, json=body, headers=headers, timeout=120).status_code
+        if n % 2 == 0:
+            recipe = {"name": f"r{n}", "recipe_type": "kiln-noop", "linux_distribution": "debian12"}
+            answer = session.post(f"{ims}/v3/recipes", json=recipe, headers=headers, timeout=120)
+            return "recipe", answer.status_code
+        answer = session.post(
+            f"{api}/v2/images", json={"name": f"g{n}"}, headers=headers, timeout=120
+        )
+        return "glance", answer.status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=200) as pool:
+        answers = list(pool.map(write, range(200)))
+    assert {status for kind, status in answers if kind != "patch"} == {201}, answers
+    assert {status for kind, status in answers if kind == "patch"} <= {200, 409}, answers
+    recipes = requests.get(f"{ims}/v3/recipes", headers=headers, timeout=30).json()
+    assert len(recipes) == sum(kind == "recipe" for kind, _ in answers)
+    listed = requests.get(f"{api}/v2/images?limit=1000", headers=headers, timeout=30).json()
+    assert len(listed["images"]) == sum(kind == "glance" for kind, _ in answers)
+    metadata = requests.get(f"{ims}/v3/images/{image.json()['id']}", headers=headers, timeout=30)
+    patched = sum(1 for kind, status in answers if kind == "patch" and status == 200)
+    assert len(metadata.json()["metadata"]) == patched

@@ -1,0 +1,236 @@
+"""A second tenant walks every route of every face that takes a tenant's id — enumerated from
+the app itself, so a new route is walked too — with the first tenant's ids, over HTTP through
+Kiln's local front (the streamed Glance data routes included), with bodies that would succeed
+for the owner. Every answer is a 404 (or a 403 where the route is for another role), no answer
+carries the owner's data, and the owner's records are unchanged afterwards."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from tests.ims.helpers import NOOP_RECIPE, SSH_KEY, put_object
+from tests.served import Served, served_kiln
+
+IMS = "/apis/ims/v3"
+COMPOSER = "/api/image-builder-composer/v2"
+PATCH_21 = "application/openstack-images-v2.1-json-patch"
+#: routes whose ids are not a tenant's (the error registry, schemas, build nodes: admin only)
+NOT_TENANT_OWNED = ("/errors/{error_id}", "/v2/schemas/{name}", "/remote-build-nodes/{xname}")
+
+
+def call(
+    served: Served,
+    method: str,
+    path: str,
+    body: Any = None,
+    tenant: str = "alpha",
+    content_type: str = "application/json",
+) -> requests.Response:
+    headers = {
+        "Authorization": f"Bearer {served.kiln.token(tenant=tenant)}",
+        "Content-Type": content_type,
+        "Accept": "application/json",
+    }
+    data = body if isinstance(body, bytes) else None if body is None else json.dumps(body)
+    return requests.request(method, served.url + path, data=data, headers=headers, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def served(signing_keys: tuple[bytes, str]) -> Iterator[Served]:
+    with served_kiln(signing_keys) as running:
+        yield running
+
+
+def _created(response: requests.Response) -> dict[str, Any]:
+    assert response.status_code in (200, 201, 202), response.text[:300]
+    return dict(response.json())
+
+
+@pytest.fixture(scope="module")
+def alpha(served: Served) -> dict[str, str]:
+    """One of everything tenant alpha can own, by path parameter name."""
+    kiln = served.kiln
+    kiln.register_host()
+    archive = put_object(kiln, "uploads/alpha/r.tar.gz", _archive())
+    recipe = _created(
+        call(
+            served,
+            "POST",
+            f"{IMS}/recipes",
+            {**NOOP_RECIPE, "link": {"path": archive, "type": "s3"}},
+        )
+    )
+    manifest = put_object(kiln, "uploads/alpha/manifest.json", b'{"artifacts": []}')
+    image = _created(
+        call(
+            served, "POST", f"{IMS}/images", {"name": "a", "link": {"path": manifest, "type": "s3"}}
+        )
+    )
+    key = _created(call(served, "POST", f"{IMS}/public-keys", {"name": "k", "public_key": SSH_KEY}))
+    job = _created(
+        call(
+            served,
+            "POST",
+            f"{IMS}/jobs",
+            {
+                "job_type": "create",
+                "artifact_id": recipe["id"],
+                "public_key_id": key["id"],
+                "image_root_archive_name": "x",
+            },
+        )
+    )
+    compose = _created(
+        call(
+            served,
+            "POST",
+            f"{COMPOSER}/compose",
+            {
+                "distribution": "debian-12",
+                "image_request": {
+                    "architecture": "x86_64",
+                    "image_type": "guest-image",
+                    "repositories": [],
+                    "upload_options": {},
+                },
+            },
+        )
+    )
+    glance = _created(
+        call(
+            served,
+            "POST",
+            "/v2/images",
+            {"name": "g", "disk_format": "raw", "container_format": "bare"},
+        )
+    )
+    put = call(
+        served,
+        "PUT",
+        f"/v2/images/{glance['id']}/file",
+        b"alpha data",
+        content_type="application/octet-stream",
+    )
+    assert put.status_code == 204, put.text
+    deleted = {}
+    for collection, body in (
+        ("recipes", NOOP_RECIPE),
+        ("images", {"name": "d"}),
+        ("public-keys", {"name": "d", "public_key": SSH_KEY}),
+    ):
+        record = _created(call(served, "POST", f"{IMS}/{collection}", body))
+        assert call(served, "DELETE", f"{IMS}/{collection}/{record['id']}").status_code == 204
+        deleted[collection] = record["id"]
+    shared = _created(call(served, "POST", "/v2/images", {"name": "s", "visibility": "shared"}))
+    _created(call(served, "POST", f"/v2/images/{shared['id']}/members", {"member": "gamma"}))
+    return {
+        "recipe_id": recipe["id"],
+        "image_id": image["id"],
+        "public_key_id": key["id"],
+        "job_id": job["id"],
+        "compose_id": compose["id"],
+        "glance_id": glance["id"],
+        "shared_glance_id": shared["id"],
+        "member_id": "gamma",
+        "deleted_recipes": deleted["recipes"],
+        "deleted_images": deleted["images"],
+        "deleted_public-keys": deleted["public-keys"],
+        "tag": "t",
+    }
+
+
+def _archive() -> bytes:
+    from tests.conftest import make_archive
+
+    return make_archive({"recipe.yaml": "name: noop\n"})
+
+
+def _routes(served: Served) -> list[tuple[str, str]]:
+    import app as app_module
+
+    found = []
+    for path, methods in app_module.app.routes.items():
+        if "{" in path and not any(path.endswith(suffix) for suffix in NOT_TENANT_OWNED):
+            found += [(path, method) for method in sorted(methods)]
+    return sorted(found)
+
+
+#: a body the owner could send to each route (by method and the path's last words)
+def _body(path: str, method: str) -> tuple[Any, str]:
+    if path.startswith("/v2/images"):
+        if method == "PATCH":
+            return [{"op": "replace", "path": "/name", "value": "stolen"}], PATCH_21
+        if path.endswith(("/file", "/stage")):
+            return b"beta's bytes", "application/octet-stream"
+        if path.endswith("/members"):
+            return {"member": "beta"}, "application/json"
+        if path.endswith("/members/{member_id}"):
+            return {"status": "accepted"}, "application/json"
+        if path.endswith("/import"):
+            return {"method": {"name": "glance-direct"}}, "application/json"
+        if path.endswith("/complete"):
+            return {"parts": []}, "application/json"
+        return ({} if method == "POST" else None), "application/json"
+    if "/deleted/" in path and method == "PATCH":
+        return {"operation": "undelete"}, "application/json"
+    if method == "PATCH":
+        return (
+            {"status": "error"} if "/jobs/" in path else {"arch": "aarch64"}
+        ), "application/json"
+    return ({} if method == "POST" else None), "application/json"
+
+
+def _concrete(path: str, alpha: dict[str, str], shared: bool) -> str:
+    values = dict(alpha)
+    kind = re.search(r"/deleted/([\w-]+)/", path)
+    if kind:  # a soft-deleted record of that kind
+        values[f"{kind.group(1)[:-1].replace('-', '_')}_id"] = alpha[f"deleted_{kind.group(1)}"]
+    if path.startswith("/v2/images"):
+        values["image_id"] = alpha["shared_glance_id" if shared else "glance_id"]
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
+
+
+def _snapshot(served: Served, alpha: dict[str, str]) -> dict[str, Any]:
+    paths = [
+        f"{IMS}/recipes/{alpha['recipe_id']}",
+        f"{IMS}/images/{alpha['image_id']}",
+        f"{IMS}/public-keys/{alpha['public_key_id']}",
+        f"{IMS}/jobs/{alpha['job_id']}",
+        f"{COMPOSER}/composes/{alpha['compose_id']}",
+        f"/v2/images/{alpha['glance_id']}",
+        f"/v2/images/{alpha['shared_glance_id']}",
+        f"/v2/images/{alpha['shared_glance_id']}/members",
+        f"/v2/images/{alpha['glance_id']}/file",
+        f"{IMS}/deleted/recipes/{alpha['deleted_recipes']}",
+        f"{IMS}/deleted/images/{alpha['deleted_images']}",
+        f"{IMS}/deleted/public-keys/{alpha['deleted_public-keys']}",
+    ]
+    found = {path: call(served, "GET", path) for path in paths}
+    assert all(answer.status_code == 200 for answer in found.values()), found
+    return {path: answer.content for path, answer in found.items()}
+
+
+def test_a_second_tenant_reaches_nothing_by_id(served: Served, alpha: dict[str, str]) -> None:
+    before = _snapshot(served, alpha)
+    routes = _routes(served)
+    assert len(routes) > 60  # every face, every prefix
+    walked = []
+    for path, method in routes:
+        for shared in (False, True) if path.startswith("/v2/images") else (False,):
+            concrete = _concrete(path, alpha, shared)
+            body, content_type = _body(path, method)
+            response = call(
+                served, method, concrete, body, tenant="beta", content_type=content_type
+            )
+            walked.append((method, concrete, response.status_code))
+            allowed = {403, 404} if "/jobs/" in path and method == "PATCH" else {404}
+            assert response.status_code in allowed, (method, concrete, response.text[:300])
+            for name in ("alpha data", '"name": "g"', '"name":"a"'):
+                assert name not in response.text, (method, concrete)
+    assert _snapshot(served, alpha) == before, walked
