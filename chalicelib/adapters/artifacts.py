@@ -310,6 +310,7 @@ class ArtifactStore:
                 "NoSuchUpload",
                 "EntityTooSmall",
                 "MalformedXML",
+                "InvalidArgument",  # e.g. a part number out of range
             ):
                 raise BadRequest(f"S3 refused the parts: {error.get('Message') or error}") from exc
             raise

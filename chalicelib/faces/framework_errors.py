@@ -32,6 +32,7 @@ _ERRORS: dict[str, type[DomainError]] = {
     "MethodNotAllowedError": MethodNotAllowed,
     "UnsupportedMediaType": UnsupportedMediaType,
     "BadRequestError": BadRequest,
+    "BadRequest": BadRequest,  # e.g. binary content for a request whose Accept takes none
 }
 _KEPT_HEADERS = ("Allow",)
 

@@ -12,7 +12,8 @@ from chalicelib.adapters.glance_models import GlanceImageModel, GlanceMemberMode
 from chalicelib.auth import Principal
 from chalicelib.errors import DomainError, Forbidden, Gone, NotFound
 
-UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
+#: ``\Z``, not ``$``: a trailing newline is not part of a UUID (it would end up in headers)
+UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\Z")
 
 
 def is_admin(principal: Principal) -> bool:
@@ -37,7 +38,14 @@ def parse_time(text: str) -> datetime.datetime:
     return value
 
 
+#: a tenant (member) id takes at most this many characters: members are added with no longer
+#: ones, and DynamoDB refuses a lookup whose sort key passes 1,024 bytes (a 500, not a 404)
+MAX_TENANT = 255
+
+
 def membership(image_id: str, tenant: str) -> GlanceMemberModel | None:
+    if not 0 < len(tenant) <= MAX_TENANT:
+        return None
     try:
         return GlanceMemberModel.get(image_id, tenant, consistent_read=True)
     except GlanceMemberModel.DoesNotExist:

@@ -28,7 +28,11 @@ from chalicelib.errors import (
     RangeNotSatisfiable,
 )
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: one range of ASCII digits (``\d`` would take other scripts' digits too)
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+#: any offset with more digits is past the end of any image (and int() of thousands of
+#: digits raises)
+_MAX_DIGITS = 19
 
 
 class Digest:
@@ -238,9 +242,14 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
         raise RangeNotSatisfiable(f"Invalid Range header: {header}")
     start, end = match.group(1), match.group(2)
     if not start:  # the last N bytes
-        first, last = max(size - int(end), 0), size - 1
+        first, last = max(size - _offset(end), 0), size - 1
     else:
-        first, last = int(start), min(int(end), size - 1) if end else size - 1
+        first, last = _offset(start), min(_offset(end), size - 1) if end else size - 1
     if first >= size or first > last:
         raise RangeNotSatisfiable(f"Requested range {header} not available for size {size}.")
     return first, last
+
+
+def _offset(digits: str) -> int:
+    """A byte offset of a Range header; one too long to be an offset is past every end."""
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS

@@ -4,6 +4,7 @@ computes size and hashes and activates the image. Until then the image is ``savi
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -18,13 +19,20 @@ from chalicelib.domain.glance.images import move
 from chalicelib.errors import BadRequest, Conflict
 
 MAX_PARTS = 10000
+#: part URLs one start hands out: each carries the signer's session token (about 1.4 KB on
+#: Lambda), and a Lambda function answers at most 6 MB (10,000 of them were 14 MB: API Gateway's
+#: 502). 1,000 parts of up to 5 GiB hold more than the default image size cap (1 TiB).
+MAX_URLS = 1000
+#: an ETag as S3 gives it (quoted hex, maybe with -<parts>): printable ASCII, which S3's XML
+#: request can carry (control characters cannot be sent at all)
+_ETAG = re.compile(r"[\x20-\x7e]{1,1024}")
 KEY_PREFIX, KEY_SUFFIX = "glance/", "/direct"
 
 
 def start(image_id: str, body: Any, principal: Principal, store: ArtifactStore) -> dict[str, Any]:
     parts = (body or {}).get("parts", 1) if isinstance(body, dict | type(None)) else None
-    if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= MAX_PARTS:
-        raise BadRequest(f"'parts' must be an integer from 1 to {MAX_PARTS}.")
+    if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= MAX_URLS:
+        raise BadRequest(f"'parts' must be an integer from 1 to {MAX_URLS}.")
     image = owned(image_id, principal, "upload data to")
     if image.disk_format is None or image.container_format is None:
         raise BadRequest(
@@ -59,15 +67,19 @@ def complete(image_id: str, body: Any, principal: Principal, store: ArtifactStor
     image = owned(image_id, principal, "upload data to")
     upload = _open_upload(image)
     given = body.get("parts") if isinstance(body, dict) else None
-    if not isinstance(given, list) or not given:
-        raise BadRequest("'parts' must list each uploaded part: {part_number, etag}.")
+    if not isinstance(given, list) or not given or len(given) > MAX_PARTS:
+        raise BadRequest(
+            f"'parts' must list each uploaded part (at most {MAX_PARTS}): {{part_number, etag}}."
+        )
     parts = []
     for part in given:
-        if not isinstance(part, dict) or not isinstance(part.get("part_number"), int):
-            raise BadRequest("Each part needs an integer 'part_number' and its 'etag'.")
-        if not isinstance(part.get("etag"), str):
-            raise BadRequest("Each part needs an integer 'part_number' and its 'etag'.")
-        parts.append({"PartNumber": part["part_number"], "ETag": part["etag"]})
+        number = part.get("part_number") if isinstance(part, dict) else None
+        etag = part.get("etag") if isinstance(part, dict) else None
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_PARTS:
+            raise BadRequest(f"Each part needs a 'part_number' from 1 to {MAX_PARTS}.")
+        if not isinstance(etag, str) or not _ETAG.fullmatch(etag):
+            raise BadRequest("Each part needs the 'etag' S3 answered to its upload.")
+        parts.append({"PartNumber": number, "ETag": etag})
     store.complete_upload(upload["key"], upload["upload_id"], parts)
 
 

@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from pynamodb.exceptions import DeleteError
+
 from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.glance_models import (
@@ -36,6 +38,8 @@ def create(body: Any, principal: Principal, settings: Settings) -> GlanceImageMo
         raise BadRequest(f"Invalid value for 'id': {image_id!r} is not a UUID.")
     if owner is not None and owner != principal.tenant and not is_admin(principal):
         raise Forbidden("You are not permitted to create images owned by another project.")
+    if owner is not None and not _is_tenant(owner):
+        raise BadRequest(f"Invalid value for 'owner': {owner!r}")
     checked = image_fields.checked(values, principal)
     image_fields.check_quotas(checked, settings)
     stamp = now()
@@ -51,6 +55,12 @@ def create(body: Any, principal: Principal, settings: Settings) -> GlanceImageMo
     return records.save_new(
         image, GlanceImageModel.id, f"Image with identifier {image_id} already exists!"
     )
+
+
+def _is_tenant(owner: Any) -> bool:
+    """A project id as PATCH takes one: a string of 1 to 255 characters (it keys ``by_owner``,
+    whose key DynamoDB caps at 2,048 bytes)."""
+    return isinstance(owner, str) and 0 < len(owner) <= image_fields.MAX_TEXT
 
 
 def _assign(image: GlanceImageModel, values: dict[str, Any]) -> None:
@@ -88,7 +98,7 @@ def update(
         if "owner" in changed:
             if not is_admin(principal):
                 raise Forbidden("Owner can't be updated by non admin.")
-            if not isinstance(owner, str) or not owner or len(owner) > image_fields.MAX_TEXT:
+            if not _is_tenant(owner):
                 raise BadRequest(f"Invalid value for 'owner': {owner!r}")
             del changed["owner"]
         for name in ("disk_format", "container_format"):
@@ -171,9 +181,14 @@ def delete(image_id: str, principal: Principal, store: ArtifactStore) -> None:
     if image.protected:
         raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
     move(image, "deleted")
-    for member in GlanceMemberModel.query(image_id):
-        member.delete()
-    image.delete()
+    try:  # with the version check: a concurrent change (protected now?) is the caller's to see
+        image.delete()
+    except DeleteError as exc:
+        if not records.lost_race(exc):
+            raise
+        raise Conflict(f"Image {image_id} changed while it was being deleted; retry.") from exc
+    for member in GlanceMemberModel.query(image_id):  # whatever they answered meanwhile
+        member.delete(add_version_condition=False)
     for key in data_keys(image):
         store.delete(key)
 

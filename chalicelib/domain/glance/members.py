@@ -107,4 +107,4 @@ def remove(image_id: str, member_id: str, principal: Principal) -> None:
     member = membership(image_id, member_id)
     if member is None:
         raise NotFound(f"Member {member_id} not found for image {image_id}")
-    member.delete()
+    member.delete(add_version_condition=False)  # the owner's word stands, whatever the answer

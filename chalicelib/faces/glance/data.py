@@ -8,6 +8,7 @@ front serves with the socket's stream in and an iterator out, so no image sits i
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -63,11 +64,23 @@ def download_file(principal: Principal, call: GlanceCall, image_id: str) -> Resp
     found = data.download(image_id, principal, call.headers.get("range"), box.artifacts)
     if found.status == 204:  # no data: an empty text body (bytes without a binary type break)
         return Response(body="", status_code=204)
-    if found.size > box.settings.glance_inline_data_max:
+    too_large = found.size > box.settings.glance_inline_data_max
+    if too_large or not _takes_bytes(call.headers.get("accept")):
         location = box.artifacts.presign_get(found.key)
         return Response(body="", status_code=303, headers={"Location": location})
     headers: dict[str, str | list[str]] = {**found.headers}
     return Response(body=b"".join(found.chunks), status_code=found.status, headers=headers)
+
+
+def _takes_bytes(accept: str | None) -> bool:
+    """Whether Chalice may answer with bytes: it refuses a binary response (with an error the
+    client never asked for) unless ``Accept`` names a binary type or ``*/*``, as API Gateway
+    sends bytes only then. A client that does not accept them gets the presigned S3 URL."""
+    if not accept:
+        return False
+    binary = {kind.lower() for kind in bp.current_app.api.binary_types}
+    offered = {part.strip().lower() for part in re.split(r"[,;]", accept)}
+    return "*/*" in accept or bool(offered & binary)
 
 
 @glance_route(bp, IMAGE + "/import", ["POST"], status=202)
