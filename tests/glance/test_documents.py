@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chalicelib.faces.glance import documents
+from tests.conftest import ROOT
 
 jsonschema = pytest.importorskip("jsonschema")
 
-SAMPLES = Path("/work/shared/specs/glance-v2/samples")
+#: Glance's api-ref samples, next to this checkout (../shared relative to the repository root)
+SAMPLES = ROOT.parent / "shared" / "specs" / "glance-v2" / "samples"
 
 # An image as Glance's API shows it (modelled on the api-ref's image-show sample), with a
 # custom property from schema-image.json and a free-form extra property.
@@ -82,7 +83,9 @@ def test_sample_image_validates_and_bad_ones_do_not() -> None:
     jsonschema.Draft4Validator(documents.images_schema()).validate(images)
 
 
-@pytest.mark.skipif(not SAMPLES.is_dir(), reason="api-ref samples not available")
+@pytest.mark.skipif(
+    not SAMPLES.is_dir(), reason=f"skipped without {SAMPLES}: not next to this checkout"
+)
 def test_api_ref_image_samples_validate() -> None:
     validator = jsonschema.Draft4Validator(documents.image_schema())
     for name in ("image-show-response.json", "image-create-response.json"):
