@@ -178,7 +178,8 @@ def archive_uploaded(
             _mark_ready(recipe, store.url(key), inspected, facts)
         else:
             recipe.archive_status, recipe.archive_reason = "invalid", reason
-        recipe.archive_sequencer = sequencer or None
+        if sequencer:
+            recipe.archive_sequencer = sequencer
         try:
             recipe.save()
             return recipe_id, new_status
