@@ -15,79 +15,32 @@ import gzip
 import io
 import random
 import statistics
-import struct
 import sys
 import tarfile
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chalicelib.domain.recipe_archive import ArchiveRejected, inspect_archive  # noqa: E402
+from tests.ims.archive_bombs import (  # noqa: E402
+    BLOCK,
+    END_OF_ARCHIVE,
+    RECIPE_MEMBER,
+    concatenated_bomb,
+    empty_members_bomb,
+    gzip_repeating,
+    huge_pax_header,
+    lying_bomb,
+    pax_header_chain,
+    tar_header,
+    zeros_bomb,
+)
 
 MiB = 1024 * 1024
 MAX_BYTES = 64 * MiB  # the defaults of KILN_RECIPE_MAX_BYTES and KILN_RECIPE_MAX_MEMBERS
 MAX_MEMBERS = 2000
 GOAL_SECONDS = 1.0
-BLOCK = tarfile.BLOCKSIZE
-END_OF_ARCHIVE = bytes(2 * BLOCK)
-
-
-def gzip_repeating(head: bytes, unit: bytes, count: int, tail: bytes = b"") -> bytes:
-    """One gzip member of head, ``unit`` ``count`` times, tail: the unit is compressed once after
-    a full flush (so it refers to nothing before it) and its deflate block repeated."""
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    start = deflate.compress(head) + deflate.flush(zlib.Z_FULL_FLUSH)
-    block = deflate.compress(unit) + deflate.flush(zlib.Z_FULL_FLUSH)
-    end = deflate.compress(tail) + deflate.flush()
-    crc = zlib.crc32(head)
-    for _ in range(count):
-        crc = zlib.crc32(unit, crc)
-    crc = zlib.crc32(tail, crc)
-    size = len(head) + count * len(unit) + len(tail)
-    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
-    return header + start + block * count + end + struct.pack("<II", crc, size % 2**32)
-
-
-def tar_header(name: str, size: int, kind: bytes = tarfile.REGTYPE) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.type = kind
-    return info.tobuf(format=tarfile.USTAR_FORMAT)
-
-
-RECIPE = tar_header("recipe.yaml", 11) + b"name: bomb\n".ljust(BLOCK, b"\0")
-ZEROS = bytes(MiB)
-
-
-def zeros_bomb(mib: int) -> bytes:
-    return gzip_repeating(RECIPE + tar_header("zeros.img", mib * MiB), ZEROS, mib, END_OF_ARCHIVE)
-
-
-def lying_bomb() -> bytes:
-    notes = tar_header("notes.txt", 10) + b"ten bytes\n".ljust(BLOCK, b"\0")
-    return gzip_repeating(RECIPE + notes, ZEROS, 1024)
-
-
-def concatenated_bomb() -> bytes:
-    headers = gzip.compress(RECIPE + tar_header("zeros.img", 500 * MiB))
-    return headers + gzip.compress(ZEROS, 9) * 1024
-
-
-def empty_members_bomb() -> bytes:
-    return gzip.compress(RECIPE + END_OF_ARCHIVE) + gzip.compress(b"") * (60 * MiB // 20)
-
-
-def huge_pax_header() -> bytes:
-    pax = tar_header("././@PaxHeader", 1024 * MiB, tarfile.XHDTYPE)
-    return gzip_repeating(RECIPE + pax, ZEROS, 1024)
-
-
-def pax_header_chain() -> bytes:
-    record = b"13 comment=x\n"
-    pax = tar_header("././@PaxHeader", len(record), tarfile.XHDTYPE) + record.ljust(BLOCK, b"\0")
-    return gzip.compress(RECIPE + pax * 10_000 + tar_header("f", 0) + END_OF_ARCHIVE)
 
 
 def legitimate_20mib() -> bytes:
@@ -117,7 +70,7 @@ def legitimate_20mib() -> bytes:
 def dense_500mib() -> bytes:
     """500 MiB at about 90 times: under the ratio and the unpacked cap, so accepted."""
     unit = random.Random(500).randbytes(MiB // 100) + bytes(MiB - MiB // 100)
-    head = RECIPE + tar_header("disk.img", 500 * MiB)
+    head = RECIPE_MEMBER + tar_header("disk.img", 500 * MiB)
     return gzip_repeating(head, unit, 500, END_OF_ARCHIVE)
 
 
@@ -127,7 +80,7 @@ CASES: list[tuple[str, Callable[[], bytes], int | None, bool]] = [
     ("zeros 500 MiB (under cap)", lambda: zeros_bomb(500), 500 * MiB, True),
     ("lying headers, 1 GiB 0s", lying_bomb, 1024 * MiB, True),
     ("1024 gzip members x 1 MiB", concatenated_bomb, 1024 * MiB, True),
-    ("3M empty gzip members", empty_members_bomb, 3 * BLOCK, True),
+    ("3M empty gzip members", lambda: empty_members_bomb(60 * MiB // 20), 3 * BLOCK, True),
     ("pax header of 1 GiB", huge_pax_header, 1024 * MiB, True),
     ("10k chained pax headers", pax_header_chain, None, True),
     ("legitimate 20 MiB", legitimate_20mib, None, False),

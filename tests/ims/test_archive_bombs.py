@@ -3,7 +3,7 @@ ways an archive reaches Kiln: POST /v3/recipes with a link to an uploaded archiv
 the upload event for an archive put at its recipe's key (archive status 'invalid').
 
 The bombs are built without holding or compressing their whole payload: one mebibyte of zeros
-is compressed once, after a full flush, and that block repeated (see gzip_with_zeros).
+is compressed once, after a full flush, and that block repeated (tests/ims/archive_bombs.py).
 How fast they are refused is measured by bench/archive_bombs.py, not asserted here.
 """
 
@@ -14,9 +14,7 @@ import gzip
 import hashlib
 import io
 import json
-import struct
 import tarfile
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -24,82 +22,17 @@ import boto3
 import pytest
 
 from tests.conftest import Kiln
+from tests.ims.archive_bombs import (
+    BLOCK,
+    MiB,
+    concatenated_bomb,
+    empty_members_bomb,
+    huge_pax_header,
+    lying_bomb,
+    pax_header_chain,
+    zeros_bomb,
+)
 from tests.ims.helpers import NOOP_RECIPE, V3, put_object
-
-MiB = 1024 * 1024
-BLOCK = tarfile.BLOCKSIZE
-END_OF_ARCHIVE = bytes(2 * BLOCK)
-
-
-def gzip_with_zeros(head: bytes, zero_mib: int, tail: bytes = b"") -> bytes:
-    """One valid gzip member of ``head``, ``zero_mib`` MiB of zeros, then ``tail``.
-
-    After a full flush a deflate block refers to nothing before it, so the block for one MiB of
-    zeros, compressed once, stands for each of them; only the CRC runs over every MiB."""
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    start = deflate.compress(head) + deflate.flush(zlib.Z_FULL_FLUSH)
-    zeros = bytes(MiB)
-    block = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
-    end = deflate.compress(tail) + deflate.flush()
-    crc = zlib.crc32(head)
-    for _ in range(zero_mib):
-        crc = zlib.crc32(zeros, crc)
-    crc = zlib.crc32(tail, crc)
-    size = len(head) + zero_mib * MiB + len(tail)
-    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # deflate, no name, no mtime, unix
-    return header + start + block * zero_mib + end + struct.pack("<II", crc, size % 2**32)
-
-
-def tar_header(name: str, size: int, kind: bytes = tarfile.REGTYPE) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.type = kind
-    return info.tobuf(format=tarfile.USTAR_FORMAT)
-
-
-def tar_file(name: str, data: bytes) -> bytes:
-    """A member header and its data padded to whole blocks."""
-    padding = -len(data) % BLOCK
-    return tar_header(name, len(data)) + data + bytes(padding)
-
-
-RECIPE_MEMBER = tar_file("recipe.yaml", b"name: bomb\n")
-
-
-def zeros_bomb(mib: int) -> bytes:
-    """A tar whose second member is ``mib`` MiB of zeros, declared honestly in its header."""
-    return gzip_with_zeros(RECIPE_MEMBER + tar_header("zeros.img", mib * MiB), mib, END_OF_ARCHIVE)
-
-
-def lying_bomb() -> bytes:
-    """Headers declaring a few bytes, then 1 GiB of zeros: to tar, end-of-archive padding."""
-    return gzip_with_zeros(RECIPE_MEMBER + tar_file("notes.txt", b"ten bytes\n"), 1024)
-
-
-def concatenated_bomb() -> bytes:
-    """1024 gzip members of 1 MiB of zeros each, after one holding the headers."""
-    headers = gzip.compress(RECIPE_MEMBER + tar_header("zeros.img", 500 * MiB))
-    return headers + gzip.compress(bytes(MiB), 9) * 1024
-
-
-def empty_members_bomb() -> bytes:
-    """A small valid archive followed by 100,000 empty gzip members (2 MB of work for zlib)."""
-    return gzip.compress(RECIPE_MEMBER + END_OF_ARCHIVE) + gzip.compress(b"") * 100_000
-
-
-def huge_pax_header() -> bytes:
-    """A pax header declaring 1 GiB of data, which tarfile would read into memory."""
-    pax = tar_header("././@PaxHeader", 1024 * MiB, tarfile.XHDTYPE)
-    return gzip_with_zeros(RECIPE_MEMBER + pax, 1024)
-
-
-def pax_header_chain() -> bytes:
-    """A member preceded by 10,000 pax headers, which tarfile reads recursively."""
-    record = b"13 comment=x\n"  # a pax record: its own length, keyword=value, newline
-    pax = tar_header("././@PaxHeader", len(record), tarfile.XHDTYPE) + record.ljust(BLOCK, b"\0")
-    body = RECIPE_MEMBER + pax * 10_000 + tar_file("f", b"") + END_OF_ARCHIVE
-    return gzip.compress(body)
-
 
 BOMBS: dict[str, tuple[Callable[[], bytes], str]] = {
     "zeros-1GiB-over-the-cap": (lambda: zeros_bomb(1024), "unpacks to more than"),
