@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,9 +15,14 @@ import app as app_module
 from chalicelib.config import GLANCE_IMPORTS_QUEUE, UPLOAD_EVENTS_QUEUE
 from infra.local.event_sources import SqsPoller
 from tests.conftest import Kiln
+from tests.glance.http_support import PATCH_21, GlanceHttp, glance_http
 
-PATCH_21 = "application/openstack-images-v2.1-json-patch"
-PATCH_20 = "application/openstack-images-v2.0-json-patch"
+
+@pytest.fixture(scope="module")
+def served(signing_keys: tuple[bytes, str]) -> Iterator[GlanceHttp]:
+    """The face over HTTP (Kiln's front and chalice's local server), one per test module."""
+    with glance_http(signing_keys) as http:
+        yield http
 
 
 @dataclasses.dataclass

@@ -11,10 +11,8 @@ test_hostile.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
@@ -28,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import ROOT
-from tests.glance.http_support import PATCH_20, PATCH_21, SEEDS, GlanceHttp, glance_http
+from tests.glance.http_support import PATCH_20, PATCH_21, SEEDS, GlanceHttp
 
 DOCUMENT = ROOT / "chalicelib" / "faces" / "glance" / "kiln-glance-v2.yaml"
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -88,12 +86,6 @@ stateful_schema = schemathesis.openapi.from_path(
 
 def load() -> dict[str, Any]:
     return dict(yaml.safe_load(DOCUMENT.read_text(encoding="utf-8")))
-
-
-@pytest.fixture(scope="module")
-def served(signing_keys: tuple[bytes, str]) -> Iterator[GlanceHttp]:
-    with glance_http(signing_keys) as http:
-        yield http
 
 
 # -- the document -----------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -28,15 +27,7 @@ from tests.glance.http_support import (
     UNKNOWN,
     GlanceHttp,
     glance_error,
-    glance_http,
 )
-
-
-@pytest.fixture(scope="module")
-def served(signing_keys: tuple[bytes, str]) -> Iterator[GlanceHttp]:
-    with glance_http(signing_keys) as http:
-        yield http
-
 
 # -- hostile bodies ---------------------------------------------------------------------------
 
@@ -120,16 +111,6 @@ def targets(served: GlanceHttp) -> dict[str, str]:
         "start direct upload": served.image(),
         "complete direct upload": uploading,
     }
-
-
-@pytest.fixture(scope="module")
-def active(served: GlanceHttp) -> str:
-    """An image of alpha's with data and member beta, which the fuzzer never draws."""
-    image = served.image()
-    served.upload(image)
-    added = served.request("POST", f"/v2/images/{image}/members", {"member": "beta"})
-    assert added.status_code == 200, added.text
-    return image
 
 
 def _send(served: GlanceHttp, targets: dict[str, str], name: str, body: Any) -> requests.Response:

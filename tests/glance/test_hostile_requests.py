@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,14 +20,7 @@ from tests.glance.http_support import (
     UNKNOWN,
     GlanceHttp,
     glance_error,
-    glance_http,
 )
-
-
-@pytest.fixture(scope="module")
-def served(signing_keys: tuple[bytes, str]) -> Iterator[GlanceHttp]:
-    with glance_http(signing_keys) as http:
-        yield http
 
 
 @pytest.fixture(scope="module")

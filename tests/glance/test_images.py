@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.glance.conftest import PATCH_20, PATCH_21, Glance
+from tests.glance.conftest import Glance
+from tests.glance.http_support import PATCH_20, PATCH_21
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 BASE = {
