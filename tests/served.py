@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from chalice.config import Config
 from chalice.local import ChaliceRequestHandler, create_local_server
 from chalice.test import Client
@@ -28,6 +30,25 @@ class Served:
     url: str  # http://127.0.0.1:<port>, the root every face's paths hang from
     kiln: Kiln  # tokens, and the test client for what is not HTTP (events)
     chalice_url: str = ""  # chalice's local server, when asked for
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        tenant: str = "demo",
+        role: str = "user",
+        content_type: str = "application/json",
+    ) -> requests.Response:
+        """A request with a bearer token; ``body``: bytes as they are, anything else as JSON."""
+        headers = {
+            "Authorization": f"Bearer {self.kiln.token(tenant, role)}",
+            "Content-Type": content_type,
+            "Accept": "application/json",
+        }
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        return requests.request(method, self.url + path, data=data, headers=headers, timeout=60)
 
 
 @contextlib.contextmanager

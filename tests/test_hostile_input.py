@@ -30,28 +30,10 @@ def served(signing_keys: tuple[bytes, str]) -> Iterator[Served]:
 @pytest.fixture(scope="module")
 def ids(served: Served) -> dict[str, str]:
     """One record of each kind to PATCH and to post into."""
-    recipe = call(served, "POST", f"{IMS}/recipes", NOOP_RECIPE).json()
-    image = call(served, "POST", f"{IMS}/images", {"name": "i"}).json()
-    glance = call(served, "POST", "/v2/images", {"name": "g"}).json()
+    recipe = served.call("POST", f"{IMS}/recipes", NOOP_RECIPE).json()
+    image = served.call("POST", f"{IMS}/images", {"name": "i"}).json()
+    glance = served.call("POST", "/v2/images", {"name": "g"}).json()
     return {"recipe": recipe["id"], "image": image["id"], "glance": glance["id"]}
-
-
-def call(
-    served: Served,
-    method: str,
-    path: str,
-    body: Any = None,
-    raw: bytes | None = None,
-    content_type: str = "application/json",
-    role: str = "user",
-) -> requests.Response:
-    headers = {
-        "Authorization": f"Bearer {served.kiln.token(role=role)}",
-        "Content-Type": content_type,
-        "Accept": "application/json",
-    }
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    return requests.request(method, served.url + path, data=data, headers=headers, timeout=60)
 
 
 #: (name, method, path template, content type, role); {recipe} etc. are filled from ``ids``
@@ -115,19 +97,17 @@ def test_hostile_bodies_get_a_4xx_in_the_faces_format(
 ) -> None:
     _name, method, template, content_type, role = target
     path = template.format(**ids)
-    response = call(
-        served, method, path, raw=HOSTILE[hostile], content_type=content_type, role=role
-    )
+    response = served.call(method, path, HOSTILE[hostile], content_type=content_type, role=role)
     assert_face_error(response, path)
 
 
 def test_nothing_hostile_was_written(served: Served, ids: dict[str, str]) -> None:
     """Run after the bodies above (same module): only the fixture's records exist."""
-    assert [r["id"] for r in call(served, "GET", f"{IMS}/recipes").json()] == [ids["recipe"]]
-    assert [r["id"] for r in call(served, "GET", f"{IMS}/images").json()] == [ids["image"]]
-    assert call(served, "GET", f"{IMS}/public-keys").json() == []
-    assert call(served, "GET", f"{IMS}/jobs").json() == []
-    images = call(served, "GET", "/v2/images").json()["images"]
+    assert [r["id"] for r in served.call("GET", f"{IMS}/recipes").json()] == [ids["recipe"]]
+    assert [r["id"] for r in served.call("GET", f"{IMS}/images").json()] == [ids["image"]]
+    assert served.call("GET", f"{IMS}/public-keys").json() == []
+    assert served.call("GET", f"{IMS}/jobs").json() == []
+    images = served.call("GET", "/v2/images").json()["images"]
     assert [i["id"] for i in images] == [ids["glance"]]
     assert images[0]["name"] == "g" and images[0]["status"] == "queued"
 
@@ -171,26 +151,26 @@ OVERSIZE = [
 def test_fields_over_their_limits_are_refused(
     served: Served, method: str, path: str, body: Any, status: int, field: str
 ) -> None:
-    before = call(served, "GET", path).json()
-    response = call(served, method, path, body)
+    before = served.call("GET", path).json()
+    response = served.call(method, path, body)
     assert response.status_code == status, response.text[:300]
     assert_face_error(response, path)
     if field:
         assert field in response.json()["errors"]
-    assert call(served, "GET", path).json() == before
+    assert served.call("GET", path).json() == before
 
 
 def test_a_glance_image_past_the_item_limit_is_413(served: Served, ids: dict[str, str]) -> None:
     """Seven custom properties of 60,000 characters each are each within Glance's limits; the
     record they would make is not (DynamoDB holds 400 KB an item)."""
     body = {"name": "big", **{f"p{i}": "v" * 60000 for i in range(7)}}
-    response = call(served, "POST", "/v2/images", body)
+    response = served.call("POST", "/v2/images", body)
     assert response.status_code == 413, response.text[:300]
     assert "at most" in response.json()["message"]
     patch = [{"op": "add", "path": f"/p{i}", "value": "v" * 60000} for i in range(7)]
-    response = call(served, "PATCH", f"/v2/images/{ids['glance']}", patch, content_type=PATCH_21)
+    response = served.call("PATCH", f"/v2/images/{ids['glance']}", patch, content_type=PATCH_21)
     assert response.status_code == 413, response.text[:300]
-    shown = call(served, "GET", f"/v2/images/{ids['glance']}").json()
+    shown = served.call("GET", f"/v2/images/{ids['glance']}").json()
     assert "p0" not in shown
 
 
@@ -212,7 +192,7 @@ def test_methods_a_path_lacks_get_405_with_allow_in_the_faces_format(
     served: Served, path: str, unrouted: str, method: str
 ) -> None:
     method = unrouted if method == "UNROUTED" else method
-    response = call(served, method, path)
+    response = served.call(method, path)
     assert response.status_code == 405, (method, path, response.text[:300])
     assert response.headers["Allow"] and method not in response.headers["Allow"].split(", ")
     assert_face_error(response, path)
@@ -234,6 +214,6 @@ def test_ids_longer_than_any_key_are_not_found(served: Served, path: str) -> Non
     """DynamoDB refuses a key of over 2,048 bytes (as the tests' moto now does): such an id
     names no record, so it is a 404, never a 500 from the lookup."""
     for method in ("GET", "DELETE"):
-        response = call(served, method, path, role="admin")
+        response = served.call(method, path, role="admin")
         assert response.status_code == 404, (method, response.text[:200])
         assert_face_error(response, path)

@@ -6,7 +6,6 @@ carries the owner's data, and the owner's records are unchanged afterwards."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -24,23 +23,6 @@ PATCH_21 = "application/openstack-images-v2.1-json-patch"
 NOT_TENANT_OWNED = ("/errors/{error_id}", "/v2/schemas/{name}", "/remote-build-nodes/{xname}")
 
 
-def call(
-    served: Served,
-    method: str,
-    path: str,
-    body: Any = None,
-    tenant: str = "alpha",
-    content_type: str = "application/json",
-) -> requests.Response:
-    headers = {
-        "Authorization": f"Bearer {served.kiln.token(tenant=tenant)}",
-        "Content-Type": content_type,
-        "Accept": "application/json",
-    }
-    data = body if isinstance(body, bytes) else None if body is None else json.dumps(body)
-    return requests.request(method, served.url + path, data=data, headers=headers, timeout=60)
-
-
 @pytest.fixture(scope="module")
 def served(signing_keys: tuple[bytes, str]) -> Iterator[Served]:
     with served_kiln(signing_keys) as running:
@@ -53,29 +35,27 @@ def _created(response: requests.Response) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def alpha(served: Served) -> dict[str, str]:
-    """One of everything tenant alpha can own, by path parameter name."""
+def owner(served: Served) -> dict[str, str]:
+    """One of everything the owner (tenant demo) can own, by path parameter name."""
     kiln = served.kiln
     kiln.register_host()
-    archive = put_object(kiln, "uploads/alpha/r.tar.gz", _archive())
+    archive = put_object(kiln, "uploads/demo/r.tar.gz", _archive())
     recipe = _created(
-        call(
-            served,
+        served.call(
             "POST",
             f"{IMS}/recipes",
             {**NOOP_RECIPE, "link": {"path": archive, "type": "s3"}},
         )
     )
-    manifest = put_object(kiln, "uploads/alpha/manifest.json", b'{"artifacts": []}')
+    manifest = put_object(kiln, "uploads/demo/manifest.json", b'{"artifacts": []}')
     image = _created(
-        call(
-            served, "POST", f"{IMS}/images", {"name": "a", "link": {"path": manifest, "type": "s3"}}
+        served.call(
+            "POST", f"{IMS}/images", {"name": "a", "link": {"path": manifest, "type": "s3"}}
         )
     )
-    key = _created(call(served, "POST", f"{IMS}/public-keys", {"name": "k", "public_key": SSH_KEY}))
+    key = _created(served.call("POST", f"{IMS}/public-keys", {"name": "k", "public_key": SSH_KEY}))
     job = _created(
-        call(
-            served,
+        served.call(
             "POST",
             f"{IMS}/jobs",
             {
@@ -87,8 +67,7 @@ def alpha(served: Served) -> dict[str, str]:
         )
     )
     compose = _created(
-        call(
-            served,
+        served.call(
             "POST",
             f"{COMPOSER}/compose",
             {
@@ -103,18 +82,16 @@ def alpha(served: Served) -> dict[str, str]:
         )
     )
     glance = _created(
-        call(
-            served,
+        served.call(
             "POST",
             "/v2/images",
             {"name": "g", "disk_format": "raw", "container_format": "bare"},
         )
     )
-    put = call(
-        served,
+    put = served.call(
         "PUT",
         f"/v2/images/{glance['id']}/file",
-        b"alpha data",
+        b"owner data",
         content_type="application/octet-stream",
     )
     assert put.status_code == 204, put.text
@@ -124,11 +101,11 @@ def alpha(served: Served) -> dict[str, str]:
         ("images", {"name": "d"}),
         ("public-keys", {"name": "d", "public_key": SSH_KEY}),
     ):
-        record = _created(call(served, "POST", f"{IMS}/{collection}", body))
-        assert call(served, "DELETE", f"{IMS}/{collection}/{record['id']}").status_code == 204
+        record = _created(served.call("POST", f"{IMS}/{collection}", body))
+        assert served.call("DELETE", f"{IMS}/{collection}/{record['id']}").status_code == 204
         deleted[collection] = record["id"]
-    shared = _created(call(served, "POST", "/v2/images", {"name": "s", "visibility": "shared"}))
-    _created(call(served, "POST", f"/v2/images/{shared['id']}/members", {"member": "gamma"}))
+    shared = _created(served.call("POST", "/v2/images", {"name": "s", "visibility": "shared"}))
+    _created(served.call("POST", f"/v2/images/{shared['id']}/members", {"member": "gamma"}))
     return {
         "recipe_id": recipe["id"],
         "image_id": image["id"],
@@ -186,51 +163,49 @@ def _body(path: str, method: str) -> tuple[Any, str]:
     return ({} if method == "POST" else None), "application/json"
 
 
-def _concrete(path: str, alpha: dict[str, str], shared: bool) -> str:
-    values = dict(alpha)
+def _concrete(path: str, owner: dict[str, str], shared: bool) -> str:
+    values = dict(owner)
     kind = re.search(r"/deleted/([\w-]+)/", path)
     if kind:  # a soft-deleted record of that kind
-        values[f"{kind.group(1)[:-1].replace('-', '_')}_id"] = alpha[f"deleted_{kind.group(1)}"]
+        values[f"{kind.group(1)[:-1].replace('-', '_')}_id"] = owner[f"deleted_{kind.group(1)}"]
     if path.startswith("/v2/images"):
-        values["image_id"] = alpha["shared_glance_id" if shared else "glance_id"]
+        values["image_id"] = owner["shared_glance_id" if shared else "glance_id"]
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
-def _snapshot(served: Served, alpha: dict[str, str]) -> dict[str, Any]:
+def _snapshot(served: Served, owner: dict[str, str]) -> dict[str, Any]:
     paths = [
-        f"{IMS}/recipes/{alpha['recipe_id']}",
-        f"{IMS}/images/{alpha['image_id']}",
-        f"{IMS}/public-keys/{alpha['public_key_id']}",
-        f"{IMS}/jobs/{alpha['job_id']}",
-        f"{COMPOSER}/composes/{alpha['compose_id']}",
-        f"/v2/images/{alpha['glance_id']}",
-        f"/v2/images/{alpha['shared_glance_id']}",
-        f"/v2/images/{alpha['shared_glance_id']}/members",
-        f"/v2/images/{alpha['glance_id']}/file",
-        f"{IMS}/deleted/recipes/{alpha['deleted_recipes']}",
-        f"{IMS}/deleted/images/{alpha['deleted_images']}",
-        f"{IMS}/deleted/public-keys/{alpha['deleted_public-keys']}",
+        f"{IMS}/recipes/{owner['recipe_id']}",
+        f"{IMS}/images/{owner['image_id']}",
+        f"{IMS}/public-keys/{owner['public_key_id']}",
+        f"{IMS}/jobs/{owner['job_id']}",
+        f"{COMPOSER}/composes/{owner['compose_id']}",
+        f"/v2/images/{owner['glance_id']}",
+        f"/v2/images/{owner['shared_glance_id']}",
+        f"/v2/images/{owner['shared_glance_id']}/members",
+        f"/v2/images/{owner['glance_id']}/file",
+        f"{IMS}/deleted/recipes/{owner['deleted_recipes']}",
+        f"{IMS}/deleted/images/{owner['deleted_images']}",
+        f"{IMS}/deleted/public-keys/{owner['deleted_public-keys']}",
     ]
-    found = {path: call(served, "GET", path) for path in paths}
+    found = {path: served.call("GET", path) for path in paths}
     assert all(answer.status_code == 200 for answer in found.values()), found
     return {path: answer.content for path, answer in found.items()}
 
 
-def test_a_second_tenant_reaches_nothing_by_id(served: Served, alpha: dict[str, str]) -> None:
-    before = _snapshot(served, alpha)
+def test_a_second_tenant_reaches_nothing_by_id(served: Served, owner: dict[str, str]) -> None:
+    before = _snapshot(served, owner)
     routes = _routes(served)
     assert len(routes) > 60  # every face, every prefix
     walked = []
     for path, method in routes:
         for shared in (False, True) if path.startswith("/v2/images") else (False,):
-            concrete = _concrete(path, alpha, shared)
+            concrete = _concrete(path, owner, shared)
             body, content_type = _body(path, method)
-            response = call(
-                served, method, concrete, body, tenant="beta", content_type=content_type
-            )
+            response = served.call(method, concrete, body, tenant="beta", content_type=content_type)
             walked.append((method, concrete, response.status_code))
             allowed = {403, 404} if "/jobs/" in path and method == "PATCH" else {404}
             assert response.status_code in allowed, (method, concrete, response.text[:300])
-            for name in ("alpha data", '"name": "g"', '"name":"a"'):
+            for name in ("owner data", '"name": "g"', '"name":"a"'):
                 assert name not in response.text, (method, concrete)
-    assert _snapshot(served, alpha) == before, walked
+    assert _snapshot(served, owner) == before, walked
