@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Callable
+from typing import TypeGuard
 
 from chalicelib.adapters import records
 from chalicelib.adapters.glance_models import GlanceImageModel, GlanceMemberModel
@@ -38,13 +39,18 @@ def parse_time(text: str) -> datetime.datetime:
     return value
 
 
-#: a tenant (member) id takes at most this many characters: members are added with no longer
-#: ones, and DynamoDB refuses a lookup whose sort key passes 1,024 bytes (a 500, not a 404)
+#: a tenant (owner, member) id takes at most this many characters: none longer is ever stored,
+#: and DynamoDB refuses a lookup whose sort key passes 1,024 bytes (a 500, not a 404)
 MAX_TENANT = 255
 
 
+def is_tenant_id(value: object) -> TypeGuard[str]:
+    """A project id as an owner or member: a string of 1 to MAX_TENANT characters."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_TENANT
+
+
 def membership(image_id: str, tenant: str) -> GlanceMemberModel | None:
-    if not 0 < len(tenant) <= MAX_TENANT:
+    if not is_tenant_id(tenant):
         return None
     try:
         return GlanceMemberModel.get(image_id, tenant, consistent_read=True)

@@ -20,7 +20,7 @@ from chalicelib.adapters.glance_models import (
 from chalicelib.auth import Principal
 from chalicelib.config import Settings
 from chalicelib.domain.glance import access, image_fields
-from chalicelib.domain.glance.access import UUID, is_admin, now, owned, visible
+from chalicelib.domain.glance.access import UUID, is_admin, is_tenant_id, now, owned, visible
 from chalicelib.domain.glance.patching import apply_patch
 from chalicelib.domain.states import GLANCE_IMAGE_TRANSITIONS, can_move
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -38,7 +38,7 @@ def create(body: Any, principal: Principal, settings: Settings) -> GlanceImageMo
         raise BadRequest(f"Invalid value for 'id': {image_id!r} is not a UUID.")
     if owner is not None and owner != principal.tenant and not is_admin(principal):
         raise Forbidden("You are not permitted to create images owned by another project.")
-    if owner is not None and not _is_tenant(owner):
+    if owner is not None and not is_tenant_id(owner):
         raise BadRequest(f"Invalid value for 'owner': {owner!r}")
     checked = image_fields.checked(values, principal)
     image_fields.check_quotas(checked, settings)
@@ -55,12 +55,6 @@ def create(body: Any, principal: Principal, settings: Settings) -> GlanceImageMo
     return records.save_new(
         image, GlanceImageModel.id, f"Image with identifier {image_id} already exists!"
     )
-
-
-def _is_tenant(owner: Any) -> bool:
-    """A project id as PATCH takes one: a string of 1 to 255 characters (it keys ``by_owner``,
-    whose key DynamoDB caps at 2,048 bytes)."""
-    return isinstance(owner, str) and 0 < len(owner) <= image_fields.MAX_TEXT
 
 
 def _assign(image: GlanceImageModel, values: dict[str, Any]) -> None:
@@ -98,7 +92,7 @@ def update(
         if "owner" in changed:
             if not is_admin(principal):
                 raise Forbidden("Owner can't be updated by non admin.")
-            if not _is_tenant(owner):
+            if not is_tenant_id(owner):
                 raise BadRequest(f"Invalid value for 'owner': {owner!r}")
             del changed["owner"]
         for name in ("disk_format", "container_format"):

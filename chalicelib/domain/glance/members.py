@@ -9,7 +9,7 @@ from chalicelib.adapters import records
 from chalicelib.adapters.glance_models import GlanceImageModel, GlanceMemberModel
 from chalicelib.auth import Principal
 from chalicelib.config import Settings
-from chalicelib.domain.glance.access import is_admin, membership, now, visible
+from chalicelib.domain.glance.access import is_admin, is_tenant_id, membership, now, visible
 from chalicelib.errors import BadRequest, Forbidden, NotFound, QuotaExceeded
 
 STATUSES = ("pending", "accepted", "rejected")
@@ -31,7 +31,7 @@ def add(image_id: str, body: Any, principal: Principal, settings: Settings) -> G
     if not _is_owner(image, principal):
         raise Forbidden(f"You are not permitted to share image {image_id}.")
     member_id = body.get("member") if isinstance(body, dict) else None
-    if not isinstance(member_id, str) or not member_id.strip() or len(member_id) > 255:
+    if not is_tenant_id(member_id) or not member_id.strip():
         raise BadRequest("Member to be added not specified")
     if member_id == image.owner:
         raise Forbidden("The owner of an image cannot be one of its members.")
