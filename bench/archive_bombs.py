@@ -1,6 +1,6 @@
 """Time recipe-archive inspection on decompression bombs and on legitimate archives.
 
-Calls chalicelib.domain.recipe_archive.inspect_archive directly, with the service's default
+Calls chalicelib.domain.ims.recipe_archive.inspect_archive directly, with the service's default
 limits (64 MiB compressed, 2000 members), feeding the archive in 1 MiB chunks as the S3 stream
 does. For each case: compressed size, what it would unpack to, the outcome and the median time
 to it over --repeat runs. Goal: every bomb refused in under 1 s; the legitimate archives accepted
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from chalicelib.domain.recipe_archive import ArchiveRejected, inspect_archive  # noqa: E402
+from chalicelib.domain.ims.recipe_archive import ArchiveRejected, inspect_archive  # noqa: E402
 from tests.ims.archive_bombs import (  # noqa: E402
     BLOCK,
     END_OF_ARCHIVE,

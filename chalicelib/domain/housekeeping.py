@@ -17,7 +17,7 @@ from chalicelib.adapters.models import (
     JobModel,
     RecipeModel,
 )
-from chalicelib.domain import build_nodes
+from chalicelib.domain.builds import nodes as build_nodes
 
 #: Kiln's own key prefixes: prefix -> who owns "prefix<id>/..."
 _OWNED_PREFIXES = ("recipes/", "images/", "jobs/", "control/jobs/", "composes/", "glance/")

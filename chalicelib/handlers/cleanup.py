@@ -10,8 +10,11 @@ from collections.abc import Callable
 
 from chalicelib import observability
 from chalicelib.container import Container
-from chalicelib.domain import build_results, dispatch, housekeeping, lifecycle
+from chalicelib.domain import housekeeping
+from chalicelib.domain.builds import dispatch
+from chalicelib.domain.builds import results as build_results
 from chalicelib.domain.glance import stuck
+from chalicelib.domain.ims import lifecycle
 
 
 def run(box: Container) -> dict[str, list[str]]:

@@ -9,8 +9,8 @@ from typing import Any
 
 from chalicelib import observability, safe_json
 from chalicelib.container import Container
-from chalicelib.domain import recipes
 from chalicelib.domain.glance import direct
+from chalicelib.domain.ims import recipes
 
 
 def object_created(body: str) -> Iterable[tuple[str, str, str, str]]:

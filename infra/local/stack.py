@@ -253,7 +253,7 @@ class LocalStack:
                 raise RuntimeError(f"could not register local-{arch}: {response.text}")
 
     def _wait_for_hosts(self, timeout: float = 60) -> None:
-        from chalicelib.domain import build_nodes
+        from chalicelib.domain.builds import nodes as build_nodes
 
         deadline = time.time() + timeout
         wanted = {f"local-{arch}" for arch in self.options.host_arches}

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.domain import lifecycle
+from chalicelib.domain.ims import lifecycle
 from tests.conftest import Kiln
 from tests.handlers.test_cleanup import scheduled
 from tests.ims.helpers import V3, public_key, put_object, ready_recipe

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.domain import recipes
+from chalicelib.domain.ims import recipes
 from tests.conftest import Kiln
 from tests.ims.helpers import V3
 

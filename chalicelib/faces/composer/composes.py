@@ -9,7 +9,7 @@ from chalice import Blueprint
 
 from chalicelib.auth import Principal
 from chalicelib.container import container
-from chalicelib.domain import composes
+from chalicelib.domain.composer import composes
 from chalicelib.errors import NotFound
 from chalicelib.faces.composer import views
 from chalicelib.faces.composer.errors import ComposeNotFound, InvalidComposeId, InvalidOffsetParam

@@ -7,9 +7,9 @@ from typing import Any
 
 from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.models import ComposeModel, JobModel
-from chalicelib.domain import composes
-from chalicelib.domain.composes import ImageBuild
-from chalicelib.domain.job_logs import LogPart
+from chalicelib.domain.builds.logs import LogPart
+from chalicelib.domain.composer import composes
+from chalicelib.domain.composer.composes import ImageBuild
 from chalicelib.faces.composer.errors import PREFIX
 
 #: job status -> composer image status

@@ -8,7 +8,7 @@ from chalice import Blueprint
 
 from chalicelib.auth import Principal
 from chalicelib.container import container
-from chalicelib.domain import build_nodes
+from chalicelib.domain.builds import nodes as build_nodes
 from chalicelib.faces.ims import views
 from chalicelib.faces.ims.routing import V3_AND_LEGACY, ims_route
 

@@ -8,8 +8,8 @@ from chalice import Blueprint
 
 from chalicelib.auth import Principal
 from chalicelib.container import container
-from chalicelib.domain import images
-from chalicelib.domain.lifecycle import IMAGE
+from chalicelib.domain.ims import images
+from chalicelib.domain.ims.lifecycle import IMAGE
 from chalicelib.faces.ims import views
 from chalicelib.faces.ims.lifecycle_routes import add_lifecycle_routes
 from chalicelib.faces.ims.routing import ims_route

@@ -8,7 +8,8 @@ from chalice import Blueprint, Response
 
 from chalicelib.auth import Principal
 from chalicelib.container import container
-from chalicelib.domain import builds, job_removal
+from chalicelib.domain.ims import job_removal
+from chalicelib.domain.ims import jobs as ims_jobs
 from chalicelib.faces.ims import views
 from chalicelib.faces.ims.routing import Query, ims_route
 
@@ -17,29 +18,29 @@ bp = Blueprint(__name__)
 
 @ims_route(bp, "/jobs", ["GET"])
 def list_jobs(principal: Principal, _body: Any) -> list[dict[str, Any]]:
-    return [views.job(j) for j in builds.list_for(principal)]
+    return [views.job(j) for j in ims_jobs.list_for(principal)]
 
 
 @ims_route(bp, "/jobs", ["POST"], status=201)
 def create_job(principal: Principal, body: Any) -> dict[str, Any]:
     box = container()
-    job = builds.create(principal, body, box.artifacts, box.workflows, box.settings)
+    job = ims_jobs.create(principal, body, box.artifacts, box.workflows, box.settings)
     return views.job(job)
 
 
 @ims_route(bp, "/jobs/{job_id}", ["GET"])
 def get_job(principal: Principal, _body: Any, job_id: str) -> dict[str, Any]:
-    return views.job(builds.get(principal, job_id))
+    return views.job(ims_jobs.get(principal, job_id))
 
 
 @ims_route(bp, "/jobs/{job_id}", ["PATCH"])
 def patch_job(principal: Principal, body: Any, job_id: str) -> dict[str, Any]:
-    return views.job(builds.patch(principal, job_id, body))
+    return views.job(ims_jobs.patch(principal, job_id, body))
 
 
 @ims_route(bp, "/jobs/{job_id}/log", ["GET"])
 def get_job_log(principal: Principal, _body: Any, job_id: str) -> Response:
-    text = builds.build_log(principal, job_id, container().artifacts)
+    text = ims_jobs.build_log(principal, job_id, container().artifacts)
     return Response(body=text, status_code=200, headers={"Content-Type": "text/plain"})
 
 

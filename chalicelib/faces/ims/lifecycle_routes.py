@@ -14,8 +14,8 @@ from chalice import Blueprint
 
 from chalicelib.auth import Principal
 from chalicelib.container import container
-from chalicelib.domain import lifecycle
-from chalicelib.domain.lifecycle import Kind
+from chalicelib.domain.ims import lifecycle
+from chalicelib.domain.ims.lifecycle import Kind
 from chalicelib.faces.ims.routing import LEGACY, V3, Query, View, flag, ims_route
 
 

@@ -7,8 +7,8 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib.auth import Principal
-from chalicelib.domain import public_keys
-from chalicelib.domain.lifecycle import PUBLIC_KEY
+from chalicelib.domain.ims import public_keys
+from chalicelib.domain.ims.lifecycle import PUBLIC_KEY
 from chalicelib.faces.ims import views
 from chalicelib.faces.ims.lifecycle_routes import add_lifecycle_routes
 from chalicelib.faces.ims.routing import ims_route

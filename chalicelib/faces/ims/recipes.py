@@ -8,8 +8,8 @@ from chalice import Blueprint
 
 from chalicelib.auth import Principal
 from chalicelib.container import container
-from chalicelib.domain import recipes
-from chalicelib.domain.lifecycle import RECIPE
+from chalicelib.domain.ims import recipes
+from chalicelib.domain.ims.lifecycle import RECIPE
 from chalicelib.faces.ims import views
 from chalicelib.faces.ims.lifecycle_routes import add_lifecycle_routes
 from chalicelib.faces.ims.routing import ims_route

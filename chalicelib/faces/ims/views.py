@@ -12,7 +12,7 @@ from chalicelib.adapters.models import (
     PublicKeyModel,
     RecipeModel,
 )
-from chalicelib.domain import build_nodes
+from chalicelib.domain.builds import nodes as build_nodes
 
 
 def recipe(r: RecipeModel) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore, job_cancel_key, job_log_key
 from chalicelib.adapters.models import JobModel
 from chalicelib.auth import Principal
-from chalicelib.domain.build_results import epoch
-from chalicelib.domain.builds import JOB_TYPES, get, list_for
-from chalicelib.domain.job_records import finish
+from chalicelib.domain.builds.job_records import finish
+from chalicelib.domain.builds.results import epoch
+from chalicelib.domain.ims.jobs import JOB_TYPES, get, list_for
 from chalicelib.domain.states import JOB_STATUSES, JOB_TERMINAL
 from chalicelib.errors import Invalid
 

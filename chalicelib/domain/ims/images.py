@@ -10,7 +10,7 @@ from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.models import ImageModel
 from chalicelib.auth import Principal
 from chalicelib.config import ARCHES
-from chalicelib.domain import artifact_links, image_metadata
+from chalicelib.domain.ims import artifact_links, image_metadata
 from chalicelib.domain.validation import BodyCheck, require_object
 from chalicelib.errors import Conflict, Invalid, NotFound
 

@@ -11,8 +11,8 @@ from chalicelib.adapters.artifacts import ArtifactStore, ObjectMissing, recipe_k
 from chalicelib.adapters.models import RecipeModel
 from chalicelib.auth import Principal
 from chalicelib.config import ARCHES, Settings
-from chalicelib.domain import artifact_links
-from chalicelib.domain.recipe_archive import ArchiveFacts, ArchiveRejected, inspect_archive
+from chalicelib.domain.ims import artifact_links
+from chalicelib.domain.ims.recipe_archive import ArchiveFacts, ArchiveRejected, inspect_archive
 from chalicelib.domain.states import RECIPE_ARCHIVE_TRANSITIONS, can_move
 from chalicelib.domain.validation import BodyCheck, require_object
 from chalicelib.errors import Conflict, Invalid

@@ -17,9 +17,13 @@ from chalicelib.adapters.models import ComposeModel, JobModel
 from chalicelib.adapters.workflows import Workflows
 from chalicelib.auth import Principal
 from chalicelib.config import Settings
-from chalicelib.domain import build_nodes, compose_recipes, compose_request, dispatch, job_logs
-from chalicelib.domain.compose_request import ComposePlan, ImagePlan
-from chalicelib.domain.job_records import KIND as JOB_KIND
+from chalicelib.domain.builds import dispatch
+from chalicelib.domain.builds import logs as job_logs
+from chalicelib.domain.builds import nodes as build_nodes
+from chalicelib.domain.builds.job_records import KIND as JOB_KIND
+from chalicelib.domain.composer import recipes as compose_recipes
+from chalicelib.domain.composer import request as compose_request
+from chalicelib.domain.composer.request import ComposePlan, ImagePlan
 from chalicelib.domain.states import JOB_TERMINAL
 
 KIND = "compose"

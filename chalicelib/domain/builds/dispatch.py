@@ -26,9 +26,10 @@ from chalicelib.adapters.artifacts import (
 from chalicelib.adapters.models import ImageModel, JobModel, PublicKeyModel, RecipeModel
 from chalicelib.adapters.workflows import Workflows
 from chalicelib.config import Settings
-from chalicelib.domain import artifact_links, build_nodes
-from chalicelib.domain.build_results import epoch
-from chalicelib.domain.job_records import KIND, finish, set_status, update
+from chalicelib.domain.builds import nodes as build_nodes
+from chalicelib.domain.builds.job_records import KIND, finish, set_status, update
+from chalicelib.domain.builds.results import epoch
+from chalicelib.domain.ims import artifact_links
 from chalicelib.errors import DomainError
 
 

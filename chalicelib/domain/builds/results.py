@@ -11,8 +11,8 @@ from chalicelib import observability
 from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore, manifest_key
 from chalicelib.adapters.models import JobModel
-from chalicelib.domain import images
-from chalicelib.domain.job_records import KIND, finish, set_status, update
+from chalicelib.domain.builds.job_records import KIND, finish, set_status, update
+from chalicelib.domain.ims import images
 from chalicelib.domain.states import JOB_TERMINAL, JOB_TRANSITIONS, can_move
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from chalicelib.domain.compose_request import ComposePlan, ImagePlan
+from chalicelib.domain.composer.request import ComposePlan, ImagePlan
 
 #: what every composer image gets: an init system, networking by DHCP, and SSH for its users
 BASE_PACKAGES = ("systemd-sysv", "udev", "openssh-server", "sudo", "iproute2", "ca-certificates")

@@ -13,8 +13,10 @@ from chalicelib.adapters.models import ImageModel, JobModel, PublicKeyModel, Rec
 from chalicelib.adapters.workflows import Workflows
 from chalicelib.auth import Principal
 from chalicelib.config import Settings
-from chalicelib.domain import artifact_links, dispatch, job_logs
-from chalicelib.domain.job_records import KIND, set_status, update
+from chalicelib.domain.builds import dispatch
+from chalicelib.domain.builds import logs as job_logs
+from chalicelib.domain.builds.job_records import KIND, set_status, update
+from chalicelib.domain.ims import artifact_links
 from chalicelib.domain.states import JOB_STATUSES, JOB_TRANSITIONS, check_move
 from chalicelib.domain.validation import BodyCheck, require_object
 from chalicelib.errors import Invalid, NotFound

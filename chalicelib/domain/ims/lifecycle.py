@@ -34,7 +34,7 @@ from chalicelib.adapters.models import (
     RecipeModel,
 )
 from chalicelib.auth import Principal
-from chalicelib.domain import artifact_links
+from chalicelib.domain.ims import artifact_links
 from chalicelib.domain.states import RECORD_TRANSITIONS, check_move
 from chalicelib.domain.validation import BodyCheck, require_object
 from chalicelib.errors import Conflict, NotFound

@@ -1,0 +1,1 @@
+"""IMS v3: recipes, images, public keys, jobs, soft delete."""
