@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from chalicelib.domain.ims.recipe_archive import ArchiveRejected, inspect_archive  # noqa: E402
+from chalicelib.domain.ims.recipe_archive import inspect_archive  # noqa: E402
+from chalicelib.domain.uploads.archive_safety import ArchiveRejected  # noqa: E402
 from tests.ims.archive_bombs import (  # noqa: E402
     BLOCK,
     END_OF_ARCHIVE,

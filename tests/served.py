@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from chalicelib import container as container_module
 from infra import resources
+from infra.local import moto_fidelity
 from infra.local.provision import provision
 from tests.conftest import BUCKET, REGION, ROOT, Kiln, settings_for, use_test_aws_env
 
@@ -56,6 +57,7 @@ def served_kiln(signing_keys: tuple[bytes, str], chalice_server: bool = False) -
     from infra.local.front import create_front
 
     private_pem, public_pem = signing_keys
+    moto_fidelity.atomic_dynamodb_writes()  # the front serves requests on many threads
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         use_test_aws_env(patch)
         patch.setattr(ChaliceRequestHandler, "log_message", lambda *_args: None)

@@ -148,6 +148,9 @@ class ImageModel(LifecycleRecord):
 
 
 class JobModel(TenantRecord):
+    """A build job, whichever face made it: the core's fields, the job's kind (which face's
+    code handles it: chalicelib/domain/job_kinds.py) and that face's ``payload``."""
+
     class Meta:
         table_name = "kiln-jobs"
 
@@ -156,23 +159,17 @@ class JobModel(TenantRecord):
     by_unfinished = Unfinished()
     by_awaiting_node = AwaitingNode()
     unfinished = UnicodeAttribute(null=True)  # "job" until the job ends, then removed
-    awaiting_node = UnicodeAttribute(null=True)  # "job" while no node serves it (not dispatched)
-    job_type = UnicodeAttribute()
-    artifact_id = UnicodeAttribute()
-    public_key_id = UnicodeAttribute()
-    image_root_archive_name = UnicodeAttribute()
-    kernel_file_name = UnicodeAttribute(default="vmlinuz")
-    initrd_file_name = UnicodeAttribute(default="initrd")
-    kernel_parameters_file_name = UnicodeAttribute(default="kernel-parameters")
-    status = UnicodeAttribute(default="creating")
-    status_reason = UnicodeAttribute(null=True)
-    enable_debug = BooleanAttribute(default=False)
-    build_env_size = NumberAttribute(default=15)
-    require_dkms = BooleanAttribute(default=False)
+    awaiting_node = UnicodeAttribute(null=True)  # "job" while it waits for a node's free slot
+    job_kind = UnicodeAttribute()  # e.g. ims-create, ims-customize, compose-image
+    payload = JSONAttribute(default=dict)  # the face's own fields; only its code reads them
+    job_type = UnicodeAttribute()  # what the host runs: create or customize
     arch = UnicodeAttribute(default="x86_64")
     recipe_type = UnicodeAttribute(null=True)
-    planned_image_id = UnicodeAttribute()  # where the host writes; exposed once the job succeeds
-    resultant_image_id = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(default="creating")
+    status_reason = UnicodeAttribute(null=True)
+    failure_code = UnicodeAttribute(null=True)  # host_protocol.FailureCode name, once in error
+    planned_image_id = UnicodeAttribute()  # where the host publishes (images/<id>/)
+    slot = UnicodeAttribute(null=True)  # the build node slot reserved for it (capacity.py)
     build_node = UnicodeAttribute(null=True)
     build_log_key = UnicodeAttribute(null=True)
     finished = UnicodeAttribute(null=True)
@@ -180,11 +177,6 @@ class JobModel(TenantRecord):
     host_answered = NumberAttribute(null=True)  # epoch seconds, when the host sent its result
     ssh_containers = JSONAttribute(default=list)  # [{name, jail, status, connection_info}]
     cancelled = BooleanAttribute(default=False)
-    # a composer image build: its compose, generated recipe archive, upload target and outcome
-    compose_id = UnicodeAttribute(null=True)
-    recipe_key = UnicodeAttribute(null=True)
-    recipe_sha256 = UnicodeAttribute(null=True)
-    upload = JSONAttribute(null=True)  # {"type", "options"} as the host gets it
     upload_status = JSONAttribute(null=True)  # {"type", "status", "options"} from the host
     artifacts = JSONAttribute(null=True)  # [{"key", "type", "size", "sha256"}] once built
     version = VersionAttribute()
@@ -224,7 +216,23 @@ class BuildNodeModel(SizedModel):
     current_job = UnicodeAttribute(null=True)
     registered = BooleanAttribute(default=False)  # an admin registered it: it may take jobs
     registered_at = UnicodeAttribute(null=True)
+    slots = NumberAttribute(default=1)  # jobs it runs at once (its heartbeat says)
     version = VersionAttribute()  # heartbeats race with an admin's (de)registration
+
+
+class NodeSlotModel(SizedModel):
+    """One build slot of a node, taken by one job: a conditional put reserves it (no two jobs
+    hold a slot), a conditional delete by that job releases it (domain/builds/capacity.py)."""
+
+    class Meta:
+        table_name = "kiln-node-slots"
+
+    slot = UnicodeAttribute(hash_key=True)  # "<xname>#<index>"
+    kind = UnicodeAttribute(default="node-slot")
+    created_id = UnicodeAttribute()  # reserved time + "#" + slot
+    by_kind = ByKind()
+    xname = UnicodeAttribute()
+    job_id = UnicodeAttribute()
 
 
 ALL_MODELS: tuple[type[Model], ...] = (
@@ -234,6 +242,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     JobModel,
     ComposeModel,
     BuildNodeModel,
+    NodeSlotModel,
     *GLANCE_MODELS,
 )
 

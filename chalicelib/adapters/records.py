@@ -23,6 +23,11 @@ def utc_now() -> str:
     return now.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def epoch(stamp: str) -> float:
+    """Epoch seconds of a stamp ``utc_now`` made (a record's ``created``)."""
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
 def stamp(record: R, tenant: str, kind: str, record_id: str | None = None) -> R:
     """Give a new record its id, owner, creation time and sort key."""
     record.id = record_id or str(uuid.uuid4())

@@ -4,7 +4,10 @@ infra/local/moto_process.py):
 - S3 event notifications carry each object's ``sequencer``, increasing per event, as S3's do
   (moto's have none), so the upload handler's ordering of events is exercised locally;
 - DynamoDB refuses a key of more than 2,048 bytes and an item of more than 400 KB with a
-  ValidationException (infra/local/dynamodb_limits.py), as DynamoDB does.
+  ValidationException (infra/local/dynamodb_limits.py), as DynamoDB does;
+- DynamoDB writes are atomic: moto checks a write's condition and then applies it, and two
+  requests on two server threads could both pass the check; here writes take one lock, so a
+  conditional put (a build slot's reservation, a versioned save) wins once, as on AWS.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ _LIMITED = {
     "update_item": "UpdateItem",
     "batch_write_item": "BatchWriteItem",
 }
+_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
+_write_lock = threading.Lock()
 _sequence_lock = threading.Lock()
 _last = [0]
 
@@ -63,7 +68,26 @@ def _limited(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
     return checked
 
 
+def _atomic(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def write(self: DynamoHandler) -> Any:
+        with _write_lock:
+            return method(self)
+
+    write.kiln_atomic = True  # type: ignore[attr-defined]
+    return write
+
+
+def atomic_dynamodb_writes() -> None:
+    """One DynamoDB write at a time in this process (idempotent)."""
+    for name in _WRITES:
+        method = getattr(DynamoHandler, name)
+        if not getattr(method, "kiln_atomic", False):
+            setattr(DynamoHandler, name, _atomic(method))
+
+
 def install() -> None:
+    atomic_dynamodb_writes()
     notifications._get_s3_event = _with_sequencer(notifications._get_s3_event)  # type: ignore[assignment]
     for name, operation in _LIMITED.items():
         setattr(DynamoHandler, name, _limited(operation, getattr(DynamoHandler, name)))

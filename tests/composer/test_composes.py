@@ -192,7 +192,8 @@ def test_any_failed_image_fails_the_compose_with_an_error_per_image(hosts: Kiln)
     compose_id = post(hosts, compose_body(image(), image("aarch64"))).json_body["id"]
     first, second = job_ids(hosts, compose_id)
     failure = {"type": "result", "outcome": "failure", "job_id": second}
-    hosts.build_events({**failure, "error": {"Error": "upload to aws.s3 failed: denied"}})
+    upload_failed = "UploadFailed: upload to aws.s3 failed: denied"
+    hosts.build_events({**failure, "error": {"Error": upload_failed}})
     assert status(hosts, compose_id)["status"] == "pending"  # the other image still builds
     hosts.build_events({**failure, "job_id": first, "error": {"Error": "States.Timeout"}})
     done = status(hosts, compose_id)

@@ -19,6 +19,7 @@ from chalicelib.adapters.models import BuildNodeModel
 from chalicelib.auth import Principal
 from chalicelib.domain.validation import BodyCheck, require_object
 from chalicelib.errors import Conflict, NotFound
+from chalicelib.host_protocol import NodeHeartbeat
 
 KIND = "build-node"
 XNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -97,19 +98,20 @@ def list_for(principal: Principal) -> list[BuildNodeModel]:
     return registered()
 
 
-def heartbeat(message: dict[str, Any], now: float) -> BuildNodeModel:
+def heartbeat(beat: NodeHeartbeat) -> BuildNodeModel:
     """A host said it is alive. Creates an unregistered node on first contact; never touches
     the registration (an admin's write)."""
 
     def seen(node: BuildNodeModel) -> None:
-        node.arch = str(message["arch"])
-        node.recipe_types = sorted(str(t) for t in message.get("recipe_types", []))
-        node.job_types = sorted(str(t) for t in message.get("job_types", ["create"]))
-        node.accepting = bool(message.get("accepting", True))
-        node.current_job = message.get("current_job")
-        node.last_heartbeat = now
+        node.arch = beat.arch
+        node.recipe_types = sorted(str(t) for t in beat.recipe_types)
+        node.job_types = sorted(str(t) for t in beat.job_types)
+        node.accepting = bool(beat.accepting)
+        node.current_job = beat.current_job
+        node.slots = max(1, int(beat.slots))
+        node.last_heartbeat = float(beat.time or time.time())
 
-    return _change(str(message["xname"]), seen)
+    return _change(beat.xname, seen)
 
 
 def all_nodes() -> list[BuildNodeModel]:
@@ -137,12 +139,18 @@ def serves(node: BuildNodeModel, arch: str, job_type: str, recipe_type: str) -> 
 
 
 def serving(
-    arch: str, job_type: str, recipe_type: str, fresh_seconds: int, now: float | None = None
-) -> list[str]:
-    """xnames of registered, healthy, accepting nodes that can run this job."""
+    arch: str,
+    job_type: str,
+    recipe_type: str,
+    fresh_seconds: int,
+    now: float | None = None,
+    nodes: list[BuildNodeModel] | None = None,
+) -> list[BuildNodeModel]:
+    """Registered, healthy, accepting nodes that can run this job (of ``nodes``, default all
+    registered ones)."""
     return [
-        node.xname
-        for node in registered()
+        node
+        for node in (registered() if nodes is None else nodes)
         if node.accepting
         and healthy(node, fresh_seconds, now)
         and serves(node, arch, job_type, recipe_type)

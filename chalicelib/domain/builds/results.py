@@ -1,29 +1,23 @@
 """What build hosts and the state machine report about a job: progress, SSH sessions, the
-result. Late, repeated or out-of-order reports never move a job backwards."""
+result. Late, repeated or out-of-order reports never move a job backwards. What a result
+means beyond the job record is the job kind's (chalicelib/domain/job_kinds.py)."""
 
 from __future__ import annotations
 
-import datetime
 import time
 from typing import Any
 
 from chalicelib import observability
 from chalicelib.adapters import records
-from chalicelib.adapters.artifacts import ArtifactStore, manifest_key
 from chalicelib.adapters.models import JobModel
+from chalicelib.domain import job_kinds
 from chalicelib.domain.builds.job_records import KIND, finish, set_status, update
-from chalicelib.domain.ims import images
+from chalicelib.domain.builds.kinds import Ports
 from chalicelib.domain.states import JOB_TERMINAL, JOB_TRANSITIONS, can_move
+from chalicelib.host_protocol import BuildOutput, Failure, FailureCode, Progress
 
 
-def record_progress(
-    job_id: str,
-    status: str,
-    node: str | None,
-    at: float | None,
-    ssh_containers: list[dict[str, Any]] | None = None,
-    upload_status: dict[str, Any] | None = None,
-) -> str:
+def record_progress(progress: Progress, ports: Ports) -> str:
     """A host reported progress (and, for a shell, how to reach it; for an upload, how it
     goes)."""
     outcome = {"value": "unchanged"}
@@ -31,81 +25,85 @@ def record_progress(
     def change(job: JobModel) -> None:
         if job.status in JOB_TERMINAL:
             return
-        if node:
-            job.build_node = node
-        if at and job.host_started is None:
-            job.host_started = at
-        if ssh_containers is not None:
-            job.ssh_containers = ssh_containers
-        if upload_status is not None:
-            job.upload_status = upload_status
+        if progress.node:
+            job.build_node = progress.node
+        if progress.time and job.host_started is None:
+            job.host_started = progress.time
+        if progress.ssh_containers is not None:
+            job.ssh_containers = list(progress.ssh_containers)
+        if progress.upload_status is not None:
+            job.upload_status = dict(progress.upload_status)
+        status = progress.status
         if status != job.status and can_move(JOB_TRANSITIONS, job.status, status):
             set_status(job, status)
             outcome["value"] = status
 
-    if records.find(JobModel, job_id) is None:
+    if records.find(JobModel, progress.job_id) is None:
         return "ignored: no such job"
-    update(job_id, change)
-    return outcome["value"]
+    job = update(progress.job_id, change)
+    more = job_kinds.kind(job.job_kind).progressed(job, progress, ports)
+    return f"{outcome['value']}; {more}" if more else outcome["value"]
 
 
-def succeeded(job_id: str, output: dict[str, Any], store: ArtifactStore) -> str:
-    """The build host's result came back through the state machine: record the image."""
+def succeeded(job_id: str, output: BuildOutput, ports: Ports) -> str:
+    """The build host's result came back through the state machine: the job kind records
+    what it means, then the job shows success."""
     job = records.find(JobModel, job_id)
     if job is None:
         return "ignored: no such job"
     if job.status in JOB_TERMINAL:
         return f"unchanged: already {job.status}"
-    image_id = job.planned_image_id
-    manifest = output.get("manifest", {})
-    link = {
-        "path": store.url(manifest_key(image_id)),
-        "etag": str(manifest.get("etag", "")),
-        "type": "s3",
-    }
-    images.record_build(image_id, job.tenant, job.image_root_archive_name, job.arch, link, job.id)
-    finish(
+    kind = job_kinds.kind(job.job_kind)
+    payload_changes = kind.record_success(job, output, ports)
+    ended = finish(
         job_id,
         "success",
         None,
-        resultant_image_id=image_id,
-        build_log_key=output.get("log_key"),
-        build_node=output.get("node") or job.build_node,
-        host_answered=output.get("answered_at"),
+        payload={**(job.payload or {}), **payload_changes},
+        build_log_key=output.log_key or None,
+        build_node=output.node or job.build_node,
+        host_answered=output.answered_at,
         ssh_containers=_closed(job.ssh_containers),
-        artifacts=output.get("artifacts"),
-        upload_status=output.get("upload_status") or job.upload_status,
+        artifacts=[vars(artifact) for artifact in output.artifacts],
+        upload_status=output.upload_status or job.upload_status,
     )
+    if not ended:
+        return "unchanged: ended meanwhile"
     observability.count("JobsSucceeded")
-    observability.seconds("BuildSeconds", float(output.get("build_seconds", 0)))
-    return "success"
+    observability.seconds("BuildSeconds", float(output.build_seconds or 0))
+    done = records.find(JobModel, job_id)
+    more = kind.announce_success(done, ports) if done is not None else ""
+    return f"success; {more}" if more else "success"
 
 
 def _closed(containers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**c, "status": "complete"} for c in containers or []]
 
 
-def failed(job_id: str, error: str, cause: str | None = None) -> str:
+def failed(job_id: str, failure: Failure, ports: Ports) -> str:
     job = records.find(JobModel, job_id)
     if job is None:
         return "ignored: no such job"
     if job.status in JOB_TERMINAL:
         return f"unchanged: already {job.status}"
-    finish(
-        job_id, "error", describe_failure(error, cause), ssh_containers=_closed(job.ssh_containers)
-    )
+    if not finish(
+        job_id,
+        "error",
+        failure.reason,
+        failure.code,
+        ssh_containers=_closed(job.ssh_containers),
+    ):
+        return "unchanged: ended meanwhile"
     observability.count("JobsFailed")
-    return "error"
+    more = job_kinds.kind(job.job_kind).failed(job, failure, ports)
+    return f"error; {more}" if more else "error"
 
 
-def describe_failure(error: str, cause: str | None) -> str:
-    if error in ("States.Timeout", "States.HeartbeatTimeout"):
-        return "the build host went silent (no heartbeat) twice; the build was abandoned"
-    return f"{error}: {cause}" if cause else error
-
-
-def epoch(created: str) -> float:
-    return datetime.datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+def end_stale(older_than_seconds: float, ports: Ports) -> list[str]:
+    """End unfinished jobs that got no result in time (the schedule's backstop)."""
+    reason = f"no result after {older_than_seconds:g} s; the build was abandoned"
+    failure = Failure(FailureCode.HOST_SILENT, reason)
+    return [f"{job.id}: {failed(job.id, failure, ports)}" for job in stale_jobs(older_than_seconds)]
 
 
 def stale_jobs(older_than_seconds: float, now: float | None = None) -> list[JobModel]:
@@ -113,7 +111,7 @@ def stale_jobs(older_than_seconds: float, now: float | None = None) -> list[JobM
     cutoff = (now or time.time()) - older_than_seconds
     stale = []
     for job in JobModel.by_unfinished.query(KIND):
-        if epoch(job.created) > cutoff:
+        if records.epoch(job.created) > cutoff:
             break
         stale.append(job)
     return stale

@@ -14,23 +14,24 @@ from chalicelib import observability
 from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore, compose_recipe_key
 from chalicelib.adapters.models import ComposeModel, JobModel
-from chalicelib.adapters.workflows import Workflows
 from chalicelib.auth import Principal
-from chalicelib.config import Settings
 from chalicelib.domain.builds import dispatch
 from chalicelib.domain.builds import logs as job_logs
 from chalicelib.domain.builds import nodes as build_nodes
 from chalicelib.domain.builds.job_records import KIND as JOB_KIND
+from chalicelib.domain.builds.job_records import fail_new
+from chalicelib.domain.builds.kinds import Ports
 from chalicelib.domain.composer import recipes as compose_recipes
 from chalicelib.domain.composer import request as compose_request
+from chalicelib.domain.composer.job_kinds import COMPOSE_IMAGE_KIND, ComposeImageJob
 from chalicelib.domain.composer.request import ComposePlan, ImagePlan
 from chalicelib.domain.states import JOB_TERMINAL
+from chalicelib.host_protocol import FailureCode, MediaType
 
 KIND = "compose"
 JOB_RECORD_KIND = "compose-job"  # filed apart from IMS jobs: IMS lists never show them
-DISK_NAME = "disk"
-PACKAGES_TYPE = "application/vnd.kiln.packages+json"
-BUILD_PLAN_TYPE = "application/vnd.kiln.build-plan+json"
+PACKAGES_TYPE = MediaType.PACKAGES_JSON
+BUILD_PLAN_TYPE = MediaType.BUILD_PLAN_JSON
 #: upload targets Kiln cannot reach without credentials it does not have
 UNREACHABLE_TARGETS = {
     "gcp": "gcp uploads need Google Cloud credentials, and none are configured for Kiln",
@@ -45,13 +46,7 @@ class ImageBuild:
     job: JobModel | None  # None: the job record was never written (an interrupted create)
 
 
-def create(
-    principal: Principal,
-    body: Any,
-    store: ArtifactStore,
-    workflows: Workflows,
-    settings: Settings,
-) -> ComposeModel:
+def create(principal: Principal, body: Any, ports: Ports) -> ComposeModel:
     """Check the request, store the generated recipes, then the compose, then start one build
     per image (a build no node serves yet waits for one, as IMS jobs do)."""
     plan = compose_request.read(body, build_nodes.advertised(compose_request.OTHER_RECIPE_TYPE))
@@ -61,18 +56,21 @@ def create(
     for image in plan.images:
         document = _recipe(plan, image, body)
         recipes.append(document)
-        jobs.append(_job(compose, plan, image, document, store))
+        jobs.append(_job(compose, plan, image, document, ports.artifacts))
     compose.job_ids = [job.id for job in jobs]
     compose.recipes = recipes
     compose.image_types = [image.image_type for image in plan.images]
     records.insert(compose)
     for job in jobs:
-        unreachable = UNREACHABLE_TARGETS.get(job.upload["type"])
+        target = ComposeImageJob.of(job).upload["type"]
+        unreachable = UNREACHABLE_TARGETS.get(target)
         if unreachable:
-            dispatch.finish_now(job, f"upload to {job.upload['type']} refused: {unreachable}")
+            reason = f"upload to {target} refused: {unreachable}"
+            fail_new(job, FailureCode.UPLOAD_REFUSED, reason)
+            observability.count("JobsFailed")
             records.insert(job)
         else:
-            dispatch.begin(job, store, workflows, settings)
+            dispatch.begin(job, ports)
     observability.count("ComposesCreated")
     return compose
 
@@ -94,18 +92,19 @@ def _job(
     archive = compose_recipes.archive(document, name)
     key = compose_recipe_key(compose.id, image.index)
     store.put_bytes(key, archive, "application/gzip")
-    job = JobModel(
-        status="creating",
-        job_type="create",
-        artifact_id=compose.id,
-        public_key_id="",
-        image_root_archive_name=DISK_NAME,
-        arch=image.arch,
-        recipe_type="kiln-debian" if plan.family == "debian" else "osbuild",
+    payload = ComposeImageJob(
         compose_id=compose.id,
         recipe_key=key,
         recipe_sha256=hashlib.sha256(archive).hexdigest(),
         upload=image.upload,
+    )
+    job = JobModel(
+        status="creating",
+        job_kind=COMPOSE_IMAGE_KIND,
+        payload=payload.to_payload(),
+        job_type="create",
+        arch=image.arch,
+        recipe_type="kiln-debian" if plan.family == "debian" else "osbuild",
         planned_image_id=str(uuid.uuid4()),
         unfinished=JOB_KIND,
     )
@@ -179,5 +178,5 @@ def build_plan(compose: ComposeModel, build: ImageBuild, store: ArtifactStore) -
         "arch": job.arch if job else None,
         "recipe_type": job.recipe_type if job else None,
         "recipe": recipes[build.index] if build.index < len(recipes) else None,
-        "recipe_sha256": job.recipe_sha256 if job else None,
+        "recipe_sha256": ComposeImageJob.of(job).recipe_sha256 if job else None,
     }

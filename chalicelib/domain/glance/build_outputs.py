@@ -1,5 +1,6 @@
-"""One registry: the image an IMS job or a compose builds appears in Glance too, owned by the
-job's tenant, private. It points at the build's artifact (Glance never deletes that data); the
+"""One registry: the image a build job makes (an IMS job, a compose's image) appears in Glance
+too, owned by the job's tenant, private; the job's kind says so (its announce_success).
+It points at the build's artifact (Glance never deletes that data); the
 import worker hashes it where it lies and activates the record."""
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from chalicelib.adapters.models import JobModel
 from chalicelib.adapters.work_queue import WorkQueue
 from chalicelib.domain.glance.access import now
 from chalicelib.errors import Conflict
+from chalicelib.host_protocol import MediaType
 
 #: artifact type -> Glance disk_format, in order of preference (a disk over a root squashfs)
 DISK_FORMAT_OF = {
-    "application/vnd.kiln.image.disk.qcow2": "qcow2",
-    "application/vnd.kiln.image.disk.vmdk": "vmdk",
-    "application/vnd.kiln.image.disk.raw": "raw",
-    "application/vnd.cray.image.rootfs.squashfs": "raw",
+    MediaType.DISK_QCOW2: "qcow2",
+    MediaType.DISK_VMDK: "vmdk",
+    MediaType.DISK_RAW: "raw",
+    MediaType.ROOTFS_SQUASHFS: "raw",
 }
 _NAMESPACE = uuid.UUID("6f1c0d1e-4b0a-4a8e-9a57-2f1d3c5b7e90")
 
@@ -38,10 +40,10 @@ def _chosen(artifacts: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def register(job_id: str, queue: WorkQueue) -> str:
-    """Record the job's image in Glance (importing) and queue its hashing."""
-    job = records.find(JobModel, job_id)
-    if job is None or job.status != "success":
+def register(job: JobModel, name: str, source: dict[str, str], queue: WorkQueue) -> str:
+    """Record a successful job's image in Glance (importing) and queue its hashing.
+    ``source``: the face's properties saying where the image came from (kiln_source, ...)."""
+    if job.status != "success":
         return "no glance image: the job did not succeed"
     artifact = _chosen(job.artifacts or [])
     if artifact is None:
@@ -49,24 +51,20 @@ def register(job_id: str, queue: WorkQueue) -> str:
     image_id, stamp = glance_id(job.id), now()
     task = {"id": str(uuid.uuid4()), "method": "build-output", "key": artifact["key"]}
     properties = {
-        "kiln_source": "composer" if job.compose_id else "ims",
+        **source,
         "kiln_job_id": job.id,
         "kiln_artifact_type": str(artifact["type"]),
         "architecture": job.arch,
         "os_glance_importing_to_stores": "s3",
         "os_glance_failed_import": "",
     }
-    if job.compose_id:
-        properties["kiln_compose_id"] = job.compose_id
-    else:
-        properties["kiln_ims_image_id"] = job.resultant_image_id or job.planned_image_id
     image = GlanceImageModel(
         id=image_id,
         owner=job.tenant,
         created=stamp,
         created_id=f"{stamp}#{image_id}",
         updated=stamp,
-        name=_name(job),
+        name=name,
         status="importing",
         in_flight=IN_FLIGHT,
         visibility="private",
@@ -82,10 +80,3 @@ def register(job_id: str, queue: WorkQueue) -> str:
         return "glance image already registered"
     queue.send({"image_id": image_id, "task": task["id"]})
     return f"glance image {image_id}"
-
-
-def _name(job: JobModel) -> str:
-    if job.compose_id:
-        upload = (job.upload or {}).get("type") or "image"
-        return f"compose-{job.compose_id[:8]}-{job.arch}-{upload}"
-    return job.image_root_archive_name

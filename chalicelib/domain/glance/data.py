@@ -1,12 +1,11 @@
-"""Image data: PUT /file streams into S3 while size, MD5 and SHA-512 are computed; GET /file
-streams out, whole or one byte range. A failed upload leaves the image queued and no data."""
+"""Image data: PUT /file streams into S3 while size, MD5 and SHA-512 are computed (the shared
+upload checks, domain/uploads/hashing.py); GET /file streams out, whole or one byte range. A
+failed upload leaves the image queued and no data."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
-import hashlib
 import re
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -18,6 +17,8 @@ from chalicelib.config import Settings
 from chalicelib.domain.glance import access
 from chalicelib.domain.glance.access import is_admin, owned, visible
 from chalicelib.domain.glance.images import move
+from chalicelib.domain.uploads.hashing import StreamHasher, body_chunks, check_declared, hashed
+from chalicelib.domain.uploads.rejection import BodyCutShort, TooLarge
 from chalicelib.errors import (
     BadRequest,
     Conflict,
@@ -35,72 +36,39 @@ _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 _MAX_DIGITS = 19
 
 
-class Digest:
-    """Size, MD5 and SHA-512 of a stream, as it passes. For large chunks SHA-512 runs on a
-    second thread while MD5 runs on this one (hashlib lets go of the GIL), one chunk apart."""
-
-    PARALLEL_FROM = 256 * 1024
+class Digest(StreamHasher):
+    """Size, MD5 and SHA-512 of an image's data as it passes (the shared StreamHasher), and the
+    image fields they fill."""
 
     def __init__(self, size: int = 0) -> None:
-        self.size = size
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.sha512 = hashlib.sha512()
-        self._helper: concurrent.futures.ThreadPoolExecutor | None = None
-        self._pending: concurrent.futures.Future[None] | None = None
-
-    def update(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if len(chunk) < self.PARALLEL_FROM:
-            self._settle()
-            self.md5.update(chunk)
-            self.sha512.update(chunk)
-            return
-        if self._helper is None:
-            self._helper = concurrent.futures.ThreadPoolExecutor(1, "digest")
-        if self._pending is not None:
-            self._pending.result()
-        self._pending = self._helper.submit(self.sha512.update, chunk)
-        self.md5.update(chunk)
-
-    def _settle(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
-
-    def close(self) -> None:
-        self._settle()
-        if self._helper is not None:
-            self._helper.shutdown(wait=True)
-            self._helper = None
+        super().__init__(("md5", "sha512"), size)
 
     def fields(self) -> dict[str, object]:
         self.close()
         return {
             "size": self.size,
-            "checksum": self.md5.hexdigest(),
+            "checksum": self.hexdigest("md5"),
             "os_hash_algo": "sha512",
-            "os_hash_value": self.sha512.hexdigest(),
+            "os_hash_value": self.hexdigest("sha512"),
         }
 
 
 def measured(stream: BinaryIO, length: int | None, digest: Digest, cap: int) -> Iterator[bytes]:
     """The body in chunks, each counted and hashed; refuses more than ``cap`` bytes and a body
     that ends before its Content-Length."""
-    if length is not None and length > cap:
-        raise QuotaExceeded(f"Image exceeds the storage limit: {length} > {cap} bytes.")
-    while True:
-        want = CHUNK if length is None else min(CHUNK, length - digest.size)
-        if want <= 0:
-            return
-        chunk = stream.read(want)
-        if not chunk:
-            if length is not None and digest.size < length:
-                raise BadRequest(f"The request body ended after {digest.size} of {length} bytes.")
-            return
-        digest.update(chunk)
-        if digest.size > cap:
-            raise QuotaExceeded(f"Image exceeds the storage limit of {cap} bytes.")
-        yield chunk
+    try:
+        check_declared(length, cap)
+        yield from hashed(body_chunks(stream, length, CHUNK), digest, cap)
+    except TooLarge as exc:
+        if exc.declared:
+            raise QuotaExceeded(
+                f"Image exceeds the storage limit: {length} > {cap} bytes."
+            ) from None
+        raise QuotaExceeded(f"Image exceeds the storage limit of {cap} bytes.") from None
+    except BodyCutShort as exc:
+        raise BadRequest(
+            f"The request body ended after {exc.received} of {exc.declared} bytes."
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Kiln's extension for clients that can go straight to S3: presigned multipart upload URLs.
 Completing the upload stores the object; its S3 upload event (bucket -> SQS -> upload handler)
-computes size and hashes and activates the image. Until then the image is ``saving``."""
+computes size and hashes (the shared upload checks, domain/uploads) and activates the image.
+Until then the image is ``saving``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from chalicelib.domain.glance import access
 from chalicelib.domain.glance.access import owned
 from chalicelib.domain.glance.data import Digest, activate
 from chalicelib.domain.glance.images import move
+from chalicelib.domain.uploads.hashing import hash_all
 from chalicelib.errors import BadRequest, Conflict
 
 MAX_PARTS = 10000
@@ -131,8 +133,7 @@ def arrived(key: str, store: ArtifactStore, etag: str = "", cap: int | None = No
         _requeue(image.id, key)
         return "refused: over the image size cap"
     digest = Digest()
-    for chunk in store.stream(key):
-        digest.update(chunk)
+    hash_all(store.stream(key), digest)
 
     def change(fresh: GlanceImageModel) -> None:
         if fresh.status == "saving" and (fresh.direct_upload or {}).get("key") == key:

@@ -22,6 +22,8 @@ from chalicelib.domain.glance import access
 from chalicelib.domain.glance.access import owned, visible
 from chalicelib.domain.glance.data import Digest, Incoming, activate, receive
 from chalicelib.domain.glance.images import move
+from chalicelib.domain.uploads.hashing import hash_all, hashed
+from chalicelib.domain.uploads.rejection import TooLarge
 from chalicelib.errors import BadRequest, Conflict, Gone
 
 METHODS = ("glance-direct", "web-download")
@@ -157,8 +159,7 @@ def _fetch(
         digest.size = int(staged["size"])
         return _StagedDigest(staged), True
     if task["method"] == "build-output":  # an IMS or compose artifact: hashed where it lies
-        for chunk in store.stream(task["key"]):
-            digest.update(chunk)
+        hash_all(store.stream(task["key"]), digest)
         return digest, False
     allow = web_fetch.AllowList.parse(settings.glance_import_allow)
     with web_fetch.open_url(str(task["uri"]), allow) as download:
@@ -167,11 +168,11 @@ def _fetch(
 
 
 def _capped(chunks: Iterator[bytes], digest: Digest, cap: int) -> Iterator[bytes]:
-    for chunk in chunks:
-        digest.update(chunk)
-        if digest.size > cap:
-            raise BadRequest(f"The download exceeds the image size limit of {cap} bytes.")
-        yield chunk
+    """The download, hashed on its way (the shared upload checks), refused past ``cap``."""
+    try:
+        yield from hashed(chunks, digest, cap)
+    except TooLarge:
+        raise BadRequest(f"The download exceeds the image size limit of {cap} bytes.") from None
 
 
 class _StagedDigest(Digest):

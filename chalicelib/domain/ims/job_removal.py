@@ -8,13 +8,11 @@ import time
 
 from pynamodb.exceptions import DeleteError
 
-from chalicelib import observability
 from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore, job_cancel_key, job_log_key
 from chalicelib.adapters.models import JobModel
 from chalicelib.auth import Principal
-from chalicelib.domain.builds.job_records import finish
-from chalicelib.domain.builds.results import epoch
+from chalicelib.domain.builds import cancel as build_cancel
 from chalicelib.domain.ims.jobs import JOB_TYPES, get, list_for
 from chalicelib.domain.states import JOB_STATUSES, JOB_TERMINAL
 from chalicelib.errors import Invalid
@@ -41,7 +39,7 @@ def delete_all(
         for job in list_for(principal)
         if (not statuses or job.status in statuses)
         and (not job_types or job.job_type in job_types)
-        and (age is None or now - epoch(job.created) >= age)
+        and (age is None or now - records.epoch(job.created) >= age)
     ]
     return [f"{job.id}: {_remove(job, store)}" for job in chosen]
 
@@ -84,8 +82,4 @@ def _remove(job: JobModel, store: ArtifactStore) -> str:
 
 
 def cancel(job: JobModel, store: ArtifactStore) -> str:
-    """Tell the host first (it watches for the marker), then end the record."""
-    store.put_json(job_cancel_key(job.id), {"cancelled": records.utc_now()})
-    finish(job.id, "error", CANCELLED, cancelled=True)
-    observability.count("JobsCancelled")
-    return "cancelled"
+    return build_cancel.cancel(job, store, CANCELLED)

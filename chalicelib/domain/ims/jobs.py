@@ -7,19 +7,25 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from chalicelib import observability
 from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.models import ImageModel, JobModel, PublicKeyModel, RecipeModel
-from chalicelib.adapters.workflows import Workflows
 from chalicelib.auth import Principal
-from chalicelib.config import Settings
 from chalicelib.domain.builds import dispatch
 from chalicelib.domain.builds import logs as job_logs
-from chalicelib.domain.builds.job_records import KIND, set_status, update
-from chalicelib.domain.ims import artifact_links
+from chalicelib.domain.builds import nodes as build_nodes
+from chalicelib.domain.builds.job_records import KIND as JOB_RECORDS
+from chalicelib.domain.builds.job_records import fail_new, set_status, update
+from chalicelib.domain.builds.kinds import Ports
+from chalicelib.domain.ims import artifact_links, job_kinds
+from chalicelib.domain.ims.job_kinds import ImsJob
 from chalicelib.domain.states import JOB_STATUSES, JOB_TRANSITIONS, check_move
 from chalicelib.domain.validation import BodyCheck, require_object
 from chalicelib.errors import Invalid, NotFound
+from chalicelib.host_protocol import FailureCode
+
+KIND = "job"  # IMS jobs' records (compose images are filed apart)
 
 JOB_TYPES = ("create", "customize")
 CREATE_FIELDS = (
@@ -48,52 +54,56 @@ READ_ONLY = (
 )
 
 
-def create(
-    principal: Principal,
-    body: Any,
-    store: ArtifactStore,
-    workflows: Workflows,
-    settings: Settings,
-) -> JobModel:
+def create(principal: Principal, body: Any, ports: Ports) -> JobModel:
     """Store the job and dispatch it, or let it wait for a build node that serves it."""
-    job = _job_from_body(body)
-    _check_public_key(job, principal)
+    job, ims = _job_from_body(body)
+    _check_public_key(ims, principal)
     if job.job_type == "customize":
-        image = _usable_image(job, principal, store)
+        image = _usable_image(ims, principal, ports.artifacts)
         job.arch, job.recipe_type = image.arch or "x86_64", None
+        job.job_kind = job_kinds.CUSTOMIZE_KIND
     else:
-        recipe = _usable_recipe(job, principal)
+        recipe = _usable_recipe(ims, principal)
         job.arch, job.recipe_type = recipe.arch, recipe.recipe_type
-        job.require_dkms = job.require_dkms or recipe.require_dkms
+        ims.require_dkms = ims.require_dkms or recipe.require_dkms
+        job.job_kind = job_kinds.CREATE_KIND
+    job.payload = ims.to_payload()
     job.planned_image_id = str(uuid.uuid4())
-    job.unfinished = KIND
+    job.unfinished = JOB_RECORDS
     records.stamp(job, principal.tenant, KIND)
-    return dispatch.begin(job, store, workflows, settings)
+    if job.recipe_type == "packer" and not build_nodes.advertised("packer"):
+        reason = "no registered build node advertises recipe type 'packer'"
+        fail_new(job, FailureCode.NO_BUILD_NODE, reason)
+        observability.count("JobsFailed")
+        return records.insert(job)
+    return dispatch.begin(job, ports)
 
 
-def _job_from_body(body: Any) -> JobModel:
+def _job_from_body(body: Any) -> tuple[JobModel, ImsJob]:
     check = BodyCheck(require_object(body), known=CREATE_FIELDS, read_only=READ_ONLY)
     job = JobModel(status="creating")
     job.job_type = check.choice("job_type", JOB_TYPES, required=True)
-    job.artifact_id = check.uuid("artifact_id", required=True)
-    job.public_key_id = check.uuid("public_key_id", required=True)
-    job.image_root_archive_name = check.string("image_root_archive_name", True, min_len=1)
-    job.kernel_file_name = check.string("kernel_file_name", min_len=1) or "vmlinuz"
-    job.initrd_file_name = check.string("initrd_file_name", min_len=1) or "initrd"
-    job.kernel_parameters_file_name = (
-        check.string("kernel_parameters_file_name", min_len=1) or "kernel-parameters"
+    ims = ImsJob(
+        artifact_id=check.uuid("artifact_id", required=True) or "",
+        public_key_id=check.uuid("public_key_id", required=True) or "",
+        image_root_archive_name=check.string("image_root_archive_name", True, min_len=1) or "",
+        kernel_file_name=check.string("kernel_file_name", min_len=1) or "vmlinuz",
+        initrd_file_name=check.string("initrd_file_name", min_len=1) or "initrd",
+        kernel_parameters_file_name=(
+            check.string("kernel_parameters_file_name", min_len=1) or "kernel-parameters"
+        ),
+        enable_debug=bool(check.boolean("enable_debug")),
+        build_env_size=check.integer("build_env_size", minimum=1) or 15,
+        require_dkms=bool(check.boolean("require_dkms")),
     )
-    job.enable_debug = bool(check.boolean("enable_debug"))
-    job.build_env_size = check.integer("build_env_size", minimum=1) or 15
-    job.require_dkms = bool(check.boolean("require_dkms"))
     containers = _ssh_containers(check)
     check.done()
     if not containers and job.job_type == "customize":
         containers = [{"name": "customize", "jail": False}]
-    if not containers and job.enable_debug:
+    if not containers and ims.enable_debug:
         containers = [{"name": "debug", "jail": False}]
     job.ssh_containers = [{**c, "status": "pending", "connection_info": {}} for c in containers]
-    return job
+    return job, ims
 
 
 def _ssh_containers(check: BodyCheck) -> list[dict[str, Any]]:
@@ -118,18 +128,18 @@ def _ssh_containers(check: BodyCheck) -> list[dict[str, Any]]:
     return found
 
 
-def _check_public_key(job: JobModel, principal: Principal) -> None:
-    if _visible(PublicKeyModel, job.public_key_id, principal, "public-key") is None:
+def _check_public_key(ims: ImsJob, principal: Principal) -> None:
+    if _visible(PublicKeyModel, ims.public_key_id, principal, "public-key") is None:
         raise Invalid(
-            f"public key {job.public_key_id} not found", {"public_key_id": ["No such public key."]}
+            f"public key {ims.public_key_id} not found", {"public_key_id": ["No such public key."]}
         )
 
 
-def _usable_recipe(job: JobModel, principal: Principal) -> RecipeModel:
+def _usable_recipe(ims: ImsJob, principal: Principal) -> RecipeModel:
     """The job's recipe, once it is the caller's and its archive is ready."""
-    recipe = _visible(RecipeModel, job.artifact_id, principal, "recipe")
+    recipe = _visible(RecipeModel, ims.artifact_id, principal, "recipe")
     if recipe is None:
-        raise Invalid(f"recipe {job.artifact_id} not found", {"artifact_id": ["No such recipe."]})
+        raise Invalid(f"recipe {ims.artifact_id} not found", {"artifact_id": ["No such recipe."]})
     if recipe.archive_status != "ready" or not recipe.link:
         reason = recipe.archive_reason or "upload its archive first"
         raise Invalid(
@@ -139,11 +149,11 @@ def _usable_recipe(job: JobModel, principal: Principal) -> RecipeModel:
     return recipe  # type: ignore[no-any-return]
 
 
-def _usable_image(job: JobModel, principal: Principal, store: ArtifactStore) -> ImageModel:
+def _usable_image(ims: ImsJob, principal: Principal, store: ArtifactStore) -> ImageModel:
     """A customize job's image: the caller's, with a manifest in this bucket."""
-    image = _visible(ImageModel, job.artifact_id, principal, "image")
+    image = _visible(ImageModel, ims.artifact_id, principal, "image")
     if image is None:
-        raise Invalid(f"image {job.artifact_id} not found", {"artifact_id": ["No such image."]})
+        raise Invalid(f"image {ims.artifact_id} not found", {"artifact_id": ["No such image."]})
     key = store.own_key(image.link["path"]) if image.link else None
     if key is None or not artifact_links.may_link(key, image.tenant) or not store.exists(key):
         raise Invalid(
@@ -192,6 +202,6 @@ def patch(principal: Principal, job_id: str, body: Any) -> JobModel:
             check_move(JOB_TRANSITIONS, "job", job.status, status)
             set_status(job, status)
         if resultant is not None:
-            job.resultant_image_id = resultant
+            job.payload = {**job.payload, "resultant_image_id": resultant}
 
     return update(job_id, change)

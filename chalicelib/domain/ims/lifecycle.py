@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +33,9 @@ from chalicelib.adapters.models import (
     RecipeModel,
 )
 from chalicelib.auth import Principal
-from chalicelib.domain.ims import artifact_links
+from chalicelib.domain.builds.job_records import KIND as JOB_RECORDS
+from chalicelib.domain.ims import artifact_links, job_kinds
+from chalicelib.domain.ims.job_kinds import ImsJob
 from chalicelib.domain.states import RECORD_TRANSITIONS, check_move
 from chalicelib.domain.validation import BodyCheck, require_object
 from chalicelib.errors import Conflict, NotFound
@@ -90,8 +91,8 @@ def _image_keys(image: ImageModel, store: ArtifactStore) -> list[str]:
 
 
 def _image_in_use(image: ImageModel) -> str | None:
-    for job in JobModel.by_unfinished.query("job"):
-        if job.artifact_id == image.id:
+    for job in JobModel.by_unfinished.query(JOB_RECORDS):
+        if job.job_kind == job_kinds.CUSTOMIZE_KIND and ImsJob.of(job).artifact_id == image.id:
             return f"image {image.id} is used by job {job.id} ({job.status}); wait or delete it"
     return None
 
@@ -209,7 +210,7 @@ def purge_expired(kind: Kind, store: ArtifactStore, retention_seconds: float) ->
     cutoff = time.time() - retention_seconds
     purged = []
     for record in kind.model.by_kind.query(kind.deleted):  # type: ignore[attr-defined]
-        if record.deleted and _epoch(record.deleted) <= cutoff and not record.pending:
+        if record.deleted and records.epoch(record.deleted) <= cutoff and not record.pending:
             try:
                 _run(kind, record, PURGE, store)
                 purged.append(f"{kind.name} {record.id}")
@@ -289,7 +290,3 @@ def finish_step(kind: Kind, record: Any) -> None:
     except (PutError, DeleteError) as exc:
         if not records.lost_race(exc):
             raise
-
-
-def _epoch(stamp: str) -> float:
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

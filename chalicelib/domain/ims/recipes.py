@@ -12,8 +12,9 @@ from chalicelib.adapters.models import RecipeModel
 from chalicelib.auth import Principal
 from chalicelib.config import ARCHES, Settings
 from chalicelib.domain.ims import artifact_links
-from chalicelib.domain.ims.recipe_archive import ArchiveFacts, ArchiveRejected, inspect_archive
+from chalicelib.domain.ims.recipe_archive import ArchiveFacts, inspect_archive
 from chalicelib.domain.states import RECIPE_ARCHIVE_TRANSITIONS, can_move
+from chalicelib.domain.uploads.archive_safety import ArchiveRejected
 from chalicelib.domain.validation import BodyCheck, require_object
 from chalicelib.errors import Conflict, Invalid
 

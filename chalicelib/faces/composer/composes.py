@@ -21,7 +21,7 @@ bp = Blueprint(__name__)
 @composer_route(bp, "/compose", ["POST"], status=201)
 def post_compose(principal: Principal, body: Any, query: Query) -> dict[str, Any]:
     box = container()
-    compose = composes.create(principal, body, box.artifacts, box.workflows, box.settings)
+    compose = composes.create(principal, body, box)
     return views.compose_id(compose)
 
 

@@ -10,7 +10,9 @@ from chalicelib.adapters.models import ComposeModel, JobModel
 from chalicelib.domain.builds.logs import LogPart
 from chalicelib.domain.composer import composes
 from chalicelib.domain.composer.composes import ImageBuild
+from chalicelib.domain.composer.job_kinds import ComposeImageJob
 from chalicelib.faces.composer.errors import PREFIX
+from chalicelib.host_protocol import FailureCode, MediaType
 
 #: job status -> composer image status
 IMAGE_STATUS = {
@@ -25,16 +27,17 @@ IMAGE_STATUS = {
     "success": "success",
     "error": "failure",
 }
-#: why an image failed: (words in the job's reason, error id, reason). First match wins.
-IMAGE_ERRORS: tuple[tuple[tuple[str, ...], int, str], ...] = (
-    (("cancelled",), 29, "The image build was cancelled"),
-    (("refused:",), 13, "The upload target is not available"),
-    (("register",), 12, "Registering the image failed"),
-    (("upload to",), 11, "Uploading the image failed"),
-    (("went silent", "no heartbeat"), 27, "The build host stopped responding"),
-    (("no build node", "no registered"), 28, "No build host serves this image"),
-    ((), 10, "Building the image failed"),
-)
+#: why an image failed: the job's failure code -> composer error (id, reason); the registry's
+#: entries are in errors.py. Anything not listed is a failed build (10).
+IMAGE_ERRORS: dict[FailureCode, tuple[int, str]] = {
+    FailureCode.CANCELLED: (29, "The image build was cancelled"),
+    FailureCode.UPLOAD_REFUSED: (13, "The upload target is not available"),
+    FailureCode.REGISTER_FAILED: (12, "Registering the image failed"),
+    FailureCode.UPLOAD_FAILED: (11, "Uploading the image failed"),
+    FailureCode.HOST_SILENT: (27, "The build host stopped responding"),
+    FailureCode.NO_BUILD_NODE: (28, "No build host serves this image"),
+}
+BUILD_FAILED = (10, "Building the image failed")
 
 
 def ref(kind: str, compose_id: str, suffix: str = "") -> dict[str, str]:
@@ -67,22 +70,24 @@ def image_status(build: ImageBuild, store: ArtifactStore) -> dict[str, Any]:
     if upload is not None:
         status["upload_status"] = upload
     if job.status == "error":
-        status["error"] = _image_error(job.status_reason or "the build failed")
+        status["error"] = _image_error(job)
     return status
 
 
-def _image_error(reason: str) -> dict[str, Any]:
-    lowered = reason.lower()
-    for words, error_id, summary in IMAGE_ERRORS:
-        if not words or any(word in lowered for word in words):
-            return {"id": error_id, "reason": summary, "details": reason}
-    raise AssertionError("IMAGE_ERRORS ends with a catch-all")
+def _image_error(job: JobModel) -> dict[str, Any]:
+    """The job's failure code picks the error; its reason, without the code, is the details."""
+    code = FailureCode.__members__.get(job.failure_code or "")
+    error_id, summary = IMAGE_ERRORS.get(code, BUILD_FAILED) if code else BUILD_FAILED
+    details = job.status_reason or "the build failed"
+    if code is not None:
+        details = details.removeprefix(f"{code.wire}: ")
+    return {"id": error_id, "reason": summary, "details": details}
 
 
 def upload_status(job: JobModel, store: ArtifactStore) -> dict[str, Any] | None:
     """Only for targets whose status the document can describe unambiguously (aws, aws.s3);
     options carry the target's required fields, empty until the upload succeeded."""
-    upload = job.upload or {}
+    upload = ComposeImageJob.of(job).upload or {}
     target = upload.get("type")
     if target not in ("aws", "aws.s3"):
         return None
@@ -105,7 +110,7 @@ def upload_status(job: JobModel, store: ArtifactStore) -> dict[str, Any] | None:
 
 def _disk_key(job: JobModel) -> str | None:
     for artifact in job.artifacts or []:
-        if str(artifact.get("type", "")).startswith("application/vnd.kiln.image.disk."):
+        if str(artifact.get("type", "")).startswith(MediaType.DISK_PREFIX):
             return str(artifact["key"])
     return None
 

@@ -24,7 +24,7 @@ def list_jobs(principal: Principal, _body: Any) -> list[dict[str, Any]]:
 @ims_route(bp, "/jobs", ["POST"], status=201)
 def create_job(principal: Principal, body: Any) -> dict[str, Any]:
     box = container()
-    job = ims_jobs.create(principal, body, box.artifacts, box.workflows, box.settings)
+    job = ims_jobs.create(principal, body, box)
     return views.job(job)
 
 

@@ -13,6 +13,7 @@ from chalicelib.adapters.models import (
     RecipeModel,
 )
 from chalicelib.domain.builds import nodes as build_nodes
+from chalicelib.domain.ims.job_kinds import ImsJob
 
 
 def recipe(r: RecipeModel) -> dict[str, Any]:
@@ -62,27 +63,28 @@ def public_key(k: PublicKeyModel) -> dict[str, Any]:
 
 
 def job(j: JobModel) -> dict[str, Any]:
+    ims = ImsJob.of(j)
     return {
         "id": j.id,
         "created": j.created,
         "job_type": j.job_type,
-        "image_root_archive_name": j.image_root_archive_name,
-        "kernel_file_name": j.kernel_file_name,
-        "initrd_file_name": j.initrd_file_name,
-        "kernel_parameters_file_name": j.kernel_parameters_file_name,
+        "image_root_archive_name": ims.image_root_archive_name,
+        "kernel_file_name": ims.kernel_file_name,
+        "initrd_file_name": ims.initrd_file_name,
+        "kernel_parameters_file_name": ims.kernel_parameters_file_name,
         "status": j.status,
-        "artifact_id": j.artifact_id,
-        "public_key_id": j.public_key_id,
+        "artifact_id": ims.artifact_id,
+        "public_key_id": ims.public_key_id,
         "kubernetes_job": f"kiln-build-{j.id}",
         "kubernetes_service": None,
         "kubernetes_configmap": None,
         "kubernetes_namespace": "kiln",
         "ssh_containers": j.ssh_containers or [],
-        "enable_debug": j.enable_debug,
-        "resultant_image_id": j.resultant_image_id,
-        "build_env_size": j.build_env_size,
+        "enable_debug": ims.enable_debug,
+        "resultant_image_id": ims.resultant_image_id,
+        "build_env_size": ims.build_env_size,
         "arch": j.arch,
-        "require_dkms": j.require_dkms,
+        "require_dkms": ims.require_dkms,
         # Kiln extensions
         "status_reason": j.status_reason,
         "build_node": j.build_node,
