@@ -2,7 +2,9 @@
 works, answers the state machine. Idempotent per job; SIGTERM stops taking work and sends no
 partial result; a job whose cancel object appears is stopped and answered "Cancelled: ...";
 a job whose task token is closed (timed out, execution stopped, unknown token) is stopped and
-neither answered nor remembered. The protocol is in docs/build-hosts.md.
+neither answered nor remembered; a job message it cannot read (another protocol version) is
+answered "ProtocolMismatch: ..." (or "HostError: ...") and not built. The protocol is
+chalicelib/host_protocol.py, in prose docs/build-hosts.md.
 
 Run: python -m builders.agent   (settings from the environment: builders/host_config.py)
 """
@@ -26,7 +28,15 @@ from builders.control import Control
 from builders.customize import CustomizeRun
 from builders.host_config import HostConfig
 from builders.job_run import CANCELLED, CreateRun, JobRun, Stopped
-from builders.report import Reporter
+from builders.report import Reporter, spelled
+from chalicelib.host_protocol import (
+    BuildOutput,
+    Failure,
+    FailureCode,
+    JobMessage,
+    ProtocolError,
+    ProtocolMismatch,
+)
 
 RUNS: dict[str, type[JobRun]] = {"create": CreateRun, "customize": CustomizeRun}
 
@@ -52,20 +62,36 @@ class TokenClosed(threading.Event):
     reason = ""
 
 
+#: a job's answer: SendTaskSuccess's output or SendTaskFailure's failure
+Answer = BuildOutput | Failure
+
+
 class AnswerBook:
-    """What this host answered for each job, on disk, so a redelivery gets the same answer."""
+    """What this host answered for each job, on disk, so a redelivery gets the same answer:
+    ``{"outcome": "success", "output": <BuildOutput>}`` or ``{"outcome": "failure", "error":
+    "<Code>: <text>"}`` (the whole text, not cut)."""
 
     def __init__(self, root: Path) -> None:
         self._root = root / "answers"
         self._root.mkdir(parents=True, exist_ok=True)
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> Answer | None:
         path = self._root / f"{job_id}.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        kept = json.loads(path.read_text())
+        if kept["outcome"] == "success":
+            return BuildOutput.from_dict(kept["output"])
+        return Failure.from_error(kept["error"])
 
-    def put(self, job_id: str, answer: dict[str, Any]) -> None:
+    def put(self, job_id: str, answer: Answer) -> None:
+        kept: dict[str, Any] = (
+            {"outcome": "success", "output": answer.to_dict()}
+            if isinstance(answer, BuildOutput)
+            else {"outcome": "failure", "error": spelled(answer)}
+        )
         path = self._root / f"{job_id}.json"
-        path.with_suffix(".tmp").write_text(json.dumps(answer))
+        path.with_suffix(".tmp").write_text(json.dumps(kept))
         path.with_suffix(".tmp").replace(path)
 
 
@@ -161,22 +187,48 @@ class Agent:
             self._sqs.delete_message(
                 QueueUrl=self.config.build_queue_url, ReceiptHandle=message["ReceiptHandle"]
             )
-            body = json.loads(message["Body"])
-            self.handle(body["job"], body["token"])
+            self.take(message["Body"])
 
-    def handle(self, job: dict[str, Any], token: str) -> None:
-        job_id = job["job_id"]
+    def take(self, message_body: str) -> None:
+        """One build-queue message, ``{"job": <JobMessage>, "token": <task token>}``: the job
+        is run, or refused (answered, not built) if its message is not one this host reads."""
+        try:
+            body = json.loads(message_body)
+            token = body["token"]
+        except (ValueError, TypeError, KeyError):  # no token: there is nobody to answer
+            self.log.error("build queue message without a task token: dropped")
+            return
+        try:
+            job = JobMessage.from_dict(body.get("job"))
+        except ProtocolError as exc:
+            self._refuse(body.get("job"), token, exc)
+            return
+        self.handle(job, token)
+
+    def _refuse(self, raw: Any, token: str, problem: ProtocolError) -> None:
+        """Answer a job message this host cannot read: another protocol version is
+        PROTOCOL_MISMATCH, anything else HOST_ERROR. Nothing is built, and nothing kept: a
+        redelivery is read again (by this host or another)."""
+        job_id = raw.get("job_id") if isinstance(raw, dict) else None
+        mismatch = isinstance(problem, ProtocolMismatch)
+        code = FailureCode.PROTOCOL_MISMATCH if mismatch else FailureCode.HOST_ERROR
+        failure = Failure(code, f"host {self.config.xname} cannot read the job: {problem}")
+        self.log.error("job message refused", extra={"job_id": job_id, "reason": spelled(failure)})
+        self._answer(token, failure)
+
+    def handle(self, job: JobMessage, token: str) -> None:
+        job_id = job.job_id
         self.log.set_correlation_id(job_id)
         earlier = self.answers.get(job_id)
         if earlier is not None:
-            self.log.info("job already answered: repeating the answer", extra=earlier)
+            self.log.info("job already answered: repeating the answer", extra={"answer": earlier})
             self._answer(token, earlier)
             return
         if self.stopping.is_set():
             return
         if self._cancel_requested(job):
             self.log.warning("job cancelled before it started")
-            self._finish(job_id, token, {"outcome": "failure", "error": CANCELLED})
+            self._finish(job_id, token, CANCELLED)
             return
         cancelled, closed = threading.Event(), TokenClosed()
         self.current_job = job_id
@@ -195,23 +247,23 @@ class Agent:
         self.announce()
         self.log.set_correlation_id(None)
 
-    def _finish(self, job_id: str, token: str, answer: dict[str, Any]) -> None:
+    def _finish(self, job_id: str, token: str, answer: Answer) -> None:
         self.answers.put(job_id, answer)
         self._answer(token, answer)
 
-    def _cancel_requested(self, job: dict[str, Any]) -> bool:
-        return self.control.cancelled(job["bucket"], job.get("cancel_key"))
+    def _cancel_requested(self, job: JobMessage) -> bool:
+        return self.control.cancelled(job.bucket, job.cancel_key)
 
     def _execute(
-        self, job: dict[str, Any], cancelled: threading.Event, closed: TokenClosed
-    ) -> dict[str, Any] | None:
-        job_type = job.get("job_type") or "create"
+        self, job: JobMessage, cancelled: threading.Event, closed: TokenClosed
+    ) -> Answer | None:
+        job_type = job.job_type or "create"
         run_class = RUNS.get(job_type)
         if run_class is None:
-            return {
-                "outcome": "failure",
-                "error": f"BuildFailed: host {self.config.xname} cannot run job type {job_type!r}",
-            }
+            return Failure(
+                FailureCode.BUILD_FAILED,
+                f"host {self.config.xname} cannot run job type {job_type!r}",
+            )
         run = run_class(
             job,
             self.reporter,
@@ -228,32 +280,32 @@ class Agent:
         except Exception as exc:
             return self._failure(run, exc, closed)
         self.log.info("build succeeded", extra={"seconds": time.monotonic() - started})
-        return {"outcome": "success", "output": output}
+        return output
 
-    def _failure(self, run: JobRun, exc: Exception, closed: TokenClosed) -> dict[str, Any] | None:
+    def _failure(self, run: JobRun, exc: Exception, closed: TokenClosed) -> Failure | None:
         """The answer for a run that raised: abandoned (None: token closed, host stopping),
-        cancelled, or failed."""
+        cancelled, or failed (the BuildError's code; HOST_ERROR for anything else)."""
         if closed.is_set():  # nobody takes an answer now; a redelivery must build afresh
             self._abandon(run, exc, closed.reason)
             return None
         if run.cancelled():  # however the run ended, its owner cancelled the job
             self.log.warning("job cancelled: answering so", extra={"raised": repr(exc)})
-            reason = CANCELLED
+            failure = CANCELLED
         elif isinstance(exc, Stopped) or (isinstance(exc, BuildError) and self.stopping.is_set()):
             self.log.warning("build abandoned: host stopping; no answer sent")
             return None
         elif isinstance(exc, BuildError):
-            reason = f"BuildFailed: {exc}"
+            failure = Failure(exc.code, str(exc))
         else:  # a host fault: still answer, so the job ends cleanly
             self.log.error("build crashed", exc_info=exc)
-            reason = f"HostError: {type(exc).__name__}: {exc}"
-        run.log(reason)
+            failure = Failure(FailureCode.HOST_ERROR, f"{type(exc).__name__}: {exc}")
+        run.log(spelled(failure))
         try:
             run.upload_log()
         except Exception:
             self.log.exception("could not upload the build log")
-        self.log.warning("build failed", extra={"reason": reason})
-        return {"outcome": "failure", "error": reason}
+        self.log.warning("build failed", extra={"reason": spelled(failure)})
+        return failure
 
     def _abandon(self, run: JobRun, exc: Exception, refusal: str) -> None:
         """A job whose task token closed: its log so far goes up, no answer is sent or kept."""
@@ -268,19 +320,19 @@ class Agent:
         except Exception:
             self.log.exception("could not upload the build log")
 
-    def _answer(self, token: str, answer: dict[str, Any]) -> None:
+    def _answer(self, token: str, answer: Answer) -> None:
         try:
-            if answer["outcome"] == "success":
-                self.reporter.succeed(token, answer["output"])
+            if isinstance(answer, BuildOutput):
+                self.reporter.succeed(token, answer)
             else:
-                self.reporter.fail(token, answer["error"])
+                self.reporter.fail(token, answer)
         except Exception as exc:  # the token is closed already: the earlier answer counted
             self.log.info("answer not taken", extra={"reason": str(exc)})
 
     def _beat(
         self,
         token: str,
-        job: dict[str, Any],
+        job: JobMessage,
         stop: threading.Event,
         cancelled: threading.Event,
         closed: TokenClosed,

@@ -56,10 +56,13 @@ class CustomizeRun(JobRun):
         self.step("building_image", [container])
         artifacts = [self._squash(root, _compression(source[ROOTFS_SQUASHFS]))]
         out = self.work_dir / "out"
-        boot = ((KERNEL, "kernel_file_name", "vmlinuz"), (INITRD, "initrd_file_name", "initrd"))
-        for kind, field, default in boot:
+        boot = (
+            (KERNEL, self.job.kernel_file_name or "vmlinuz"),
+            (INITRD, self.job.initrd_file_name or "initrd"),
+        )
+        for kind, file_name in boot:
             if kind in source:
-                target = out / (self.job.get(field) or default)
+                target = out / file_name
                 shutil.copyfile(source[kind], target)
                 target.chmod(0o644)
                 artifacts.append(Artifact(path=target, type=kind))
@@ -69,7 +72,7 @@ class CustomizeRun(JobRun):
         """The source image's artifacts (rootfs, and kernel and initrd if it has them): the
         ones the API side vetted from its manifest (objects the job's tenant may read), by key
         in the job's bucket, each checked against its manifest sha256."""
-        source = self.job.get("source_image") or {}
+        source = self.job.source_image or {}
         name = f"source image {source.get('image_id', '')}".rstrip()
         if not source.get("manifest_key"):
             raise BuildError(f"the {name} has no manifest this job may read")
@@ -89,7 +92,7 @@ class CustomizeRun(JobRun):
         return files
 
     def _download(self, entry: dict[str, Any], target: Path, name: str) -> Path:
-        bucket, key = self.job["bucket"], str(entry.get("key", ""))
+        bucket, key = self.job.bucket, str(entry.get("key", ""))
         link = f"s3://{bucket}/{key}"
         try:
             self._s3.download_file(bucket, key, str(target))
@@ -106,8 +109,8 @@ class CustomizeRun(JobRun):
         return target
 
     def _squash(self, root: Path, compression: str) -> Artifact:
-        target = self.work_dir / "out" / f"{self.job['image_root_archive_name']}.squashfs"
-        epoch = str(int(self.job.get("source_date_epoch") or 0))
+        target = self.work_dir / "out" / f"{self.job.image_root_archive_name}.squashfs"
+        epoch = str(int(self.job.source_date_epoch or 0))
         self._run(
             ["mksquashfs", str(root), str(target), "-noappend", "-reproducible", "-quiet"]
             + ["-no-progress", "-mkfs-time", epoch, "-all-time", epoch, "-comp", compression]

@@ -16,13 +16,14 @@ from typing import Any
 
 from builders import uploads, workdir
 from builders.backends import backend_for
-from builders.backends.base import Artifact, Backend, BuildContext, BuildError
+from builders.backends.base import BUILD_LOG, Artifact, Backend, BuildContext, BuildError
 from builders.host_config import HostConfig
 from builders.live_log import LiveLog, NoLiveLog
-from builders.report import Reporter
+from builders.report import PublishedArtifact, Reporter
 from builders.ssh_session import SessionError, SshSession
+from chalicelib.host_protocol import BuildOutput, Failure, FailureCode, JobMessage
 
-CANCELLED = "Cancelled: the job was deleted"
+CANCELLED = Failure(FailureCode.CANCELLED, "the job was deleted")
 DEFAULT_USER_WAIT_SECONDS = 3600
 
 
@@ -38,7 +39,7 @@ class Cancelled(Exception):
 class JobRun:
     def __init__(
         self,
-        job: dict[str, Any],
+        job: JobMessage,
         reporter: Reporter,
         s3: Any,
         config: HostConfig,
@@ -47,7 +48,7 @@ class JobRun:
         clients: uploads.ClientFactory | None = None,
     ) -> None:
         self.job = job
-        self.job_id: str = job["job_id"]
+        self.job_id = job.job_id
         self._reporter, self._s3 = reporter, s3
         self.work_dir = config.work_dir / "jobs" / self.job_id
         self._arch = config.arch
@@ -57,9 +58,9 @@ class JobRun:
         self._log_lines: list[str] = []
         self._log_lock = threading.Lock()
         self._clients = clients or uploads.Clients(config.endpoint_url)
-        prefix = job.get("log_chunk_prefix")
+        prefix = job.log_chunk_prefix
         self._live: LiveLog | NoLiveLog = (
-            LiveLog(s3, job["bucket"], prefix, self._lines_from, config.log_chunk_seconds)
+            LiveLog(s3, job.bucket, prefix, self._lines_from, config.log_chunk_seconds)
             if prefix
             else NoLiveLog()
         )
@@ -84,7 +85,7 @@ class JobRun:
         if self._should_stop():
             raise Stopped()
 
-    def execute(self) -> dict[str, Any]:
+    def execute(self) -> BuildOutput:
         """Make and publish the image (and upload it, if the job says where); returns the
         SendTaskSuccess output. Raises BuildError, Stopped or Cancelled."""
         started = time.monotonic()
@@ -92,24 +93,23 @@ class JobRun:
         (self.work_dir / "out").mkdir(parents=True)
         self._live.start()
         try:
-            upload = uploads.parse(self.job.get("upload"))  # an impossible upload fails now
+            upload = uploads.parse(self.job.upload)  # an impossible upload fails now
             artifacts = self.produce()
             self.check_interrupted()
-            manifest = self._reporter.publish_image(self.job, artifacts, self.work_dir)
-            self.log(f"published {len(manifest['artifacts'])} artifacts and {manifest['key']}")
-            output: dict[str, Any] = {
-                "image_id": self.job["image_id"],
-                "artifacts": manifest.pop("artifacts"),
-                "manifest": manifest,
-            }
+            manifest, published = self._reporter.publish_image(self.job, artifacts, self.work_dir)
+            self.log(f"published {len(published)} artifacts and {manifest['key']}")
+            upload_status = None
             if upload is not None:
-                output["upload_status"] = self._upload(upload, artifacts, output["artifacts"])
-            return {
-                **output,
-                "log_key": self.upload_log(),
-                "node": self._reporter.xname,
-                "build_seconds": round(time.monotonic() - started, 3),
-            }
+                upload_status = self._upload(upload, artifacts, published)
+            return BuildOutput(
+                image_id=self.job.image_id,
+                artifacts=published,
+                manifest=manifest,
+                log_key=self.upload_log(),
+                node=self._reporter.xname,
+                build_seconds=round(time.monotonic() - started, 3),
+                upload_status=upload_status,
+            )
         finally:
             self._live.close()
             workdir.remove(self.work_dir)
@@ -119,23 +119,21 @@ class JobRun:
         raise NotImplementedError
 
     def _upload(
-        self, spec: uploads.Spec, artifacts: list[Artifact], published: list[dict[str, Any]]
+        self, spec: uploads.Spec, artifacts: list[Artifact], published: list[PublishedArtifact]
     ) -> dict[str, Any]:
         """The job's ``upload`` of the published disk; its success ``upload_status``."""
         running = spec.status("running")
         self.step("uploading", upload_status=running)
-        by_key = {f"{self.job['artifact_prefix']}{a.path.name}": a.path for a in artifacts}
+        by_key = {f"{self.job.artifact_prefix}{a.path.name}": a.path for a in artifacts}
         disks = [
-            uploads.Disk(
-                item["key"], item["type"], by_key[item["key"]], item["size"], item["sha256"]
-            )
+            uploads.Disk(item.key, item.type, by_key[item.key], item.size, item.sha256)
             for item in published
-            if item["type"] in uploads.DISK_TYPE_VALUES
+            if item.type in uploads.DISK_TYPE_VALUES
         ]
         ctx = uploads.UploadContext(
             job_id=self.job_id,
-            arch=str(self.job.get("arch") or self._arch),
-            bucket=self.job["bucket"],
+            arch=self.job.arch or self._arch,
+            bucket=self.job.bucket,
             disks=disks,
             clients=self._clients,
             log=self.log,
@@ -149,12 +147,12 @@ class JobRun:
     def upload_log(self) -> str:
         """The whole log to ``log_key`` (after the live log's last chunk)."""
         self._live.close()
-        key = self.job["log_key"]
+        key = self.job.log_key
         path = self.work_dir.parent / f"{self.job_id}.log"
         with self._log_lock:
             path.write_text("\n".join(self._log_lines) + "\n", encoding="utf-8")
         try:
-            self._reporter.upload(self.job["bucket"], key, path, "text/plain")
+            self._reporter.upload(self.job.bucket, key, path, BUILD_LOG)
         finally:
             path.unlink(missing_ok=True)
         return key
@@ -172,12 +170,12 @@ class JobRun:
     # -- SSH sessions (customize, enable_debug) ------------------------------------------------
     def ssh_container(self, default_name: str) -> dict[str, Any]:
         """The job's SSH container: name and jail (IMS allows one)."""
-        given = (self.job.get("ssh_containers") or [{}])[0]
+        given = (self.job.ssh_containers or [{}])[0]
         return {"name": given.get("name") or default_name, "jail": bool(given.get("jail"))}
 
     @property
     def user_wait_seconds(self) -> int:
-        return int(self.job.get("user_wait_seconds") or DEFAULT_USER_WAIT_SECONDS)
+        return int(self.job.user_wait_seconds or DEFAULT_USER_WAIT_SECONDS)
 
     def hold_session(self, root: Path, default_name: str) -> tuple[str, dict[str, Any]]:
         """Serve ``root`` over SSH, report ``waiting_on_user``, and wait for the user's
@@ -187,7 +185,7 @@ class JobRun:
         container = self.ssh_container(default_name)
         session = SshSession(self.ssh, self.job_id, self.log)
         try:
-            info = session.start(root, container["jail"], self.job.get("public_key") or "")
+            info = session.start(root, container["jail"], self.job.public_key or "")
             container["connection_info"] = info
             self.step("waiting_on_user", [{**container, "status": "active"}])
             outcome = session.wait_for_completion(self.user_wait_seconds, self.interrupted)
@@ -220,7 +218,7 @@ class CreateRun(JobRun):
     def _debug_shell(self, failure: BuildError) -> None:
         """enable_debug: keep a shell open on the failed build's root until the user is done."""
         root = failure.root
-        if not self.job.get("enable_debug") or root is None or not root.is_dir():
+        if not self.job.enable_debug or root is None or not root.is_dir():
             return
         if self.interrupted():
             return
@@ -235,7 +233,7 @@ class CreateRun(JobRun):
             self.log(f"W: kiln: no completion signal within {self.user_wait_seconds} s")
 
     def _pick_backend(self) -> Backend:
-        recipe_type = self.job.get("recipe_type", "")
+        recipe_type = self.job.recipe_type
         backend = backend_for(recipe_type)
         if backend is None:
             raise BuildError(
@@ -247,7 +245,7 @@ class CreateRun(JobRun):
         return backend
 
     def _fetch_recipe(self) -> Path:
-        recipe = self.job["recipe"]
+        recipe = self.job.recipe  # ObjectRef fields: bucket, key, sha256
         archive = self.work_dir / "recipe.tar.gz"
         self._s3.download_file(recipe["bucket"], recipe["key"], str(archive))
         digest = hashlib.sha256(archive.read_bytes()).hexdigest()
@@ -271,15 +269,15 @@ class CreateRun(JobRun):
         return BuildContext(
             job_id=self.job_id,
             arch=self._arch,
-            recipe_type=job["recipe_type"],
+            recipe_type=job.recipe_type,
             recipe_dir=recipe_dir,
             work_dir=self.work_dir / "work",
             out_dir=self.work_dir / "out",
-            template=dict(job.get("template_dictionary") or {}),
-            source_date_epoch=int(job.get("source_date_epoch") or 0),
-            image_root_archive_name=job["image_root_archive_name"],
-            kernel_file_name=job.get("kernel_file_name") or "vmlinuz",
-            initrd_file_name=job.get("initrd_file_name") or "initrd",
+            template=dict(job.template_dictionary or {}),
+            source_date_epoch=int(job.source_date_epoch or 0),
+            image_root_archive_name=job.image_root_archive_name,
+            kernel_file_name=job.kernel_file_name or "vmlinuz",
+            initrd_file_name=job.initrd_file_name or "initrd",
             log=self.log,
             should_stop=self.interrupted,
         )

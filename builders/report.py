@@ -1,8 +1,10 @@
 """Everything a build host says to the outside: artifacts and logs to S3, progress and node
-heartbeats to the build-events queue, and the job's answer to Step Functions."""
+heartbeats to the build-events queue, and the job's answer to Step Functions; each message as
+chalicelib/host_protocol.py types it."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -11,8 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from builders.backends.base import Artifact
+from chalicelib.host_protocol import Artifact as PublishedArtifact
+from chalicelib.host_protocol import (
+    BuildOutput,
+    Failure,
+    JobMessage,
+    MediaType,
+    NodeHeartbeat,
+    Progress,
+)
 
-ERROR_LIMIT = 256  # SendTaskFailure's error field; the cause is not kept, so detail goes here
+#: one job at a time on a host
+SLOTS = 1
 
 
 def digests(path: Path) -> dict[str, Any]:
@@ -33,8 +45,11 @@ class Reporter:
         self.xname = xname
 
     # -- build-events queue -------------------------------------------------------------
-    def event(self, message: dict[str, Any]) -> None:
-        self._sqs.send_message(QueueUrl=self._events, MessageBody=json.dumps(message))
+    def event(self, message: Progress | NodeHeartbeat) -> None:
+        body = dataclasses.asdict(message)
+        if isinstance(message, Progress):  # ssh_containers, upload_status: only when set
+            body = {key: value for key, value in body.items() if value is not None}
+        self._sqs.send_message(QueueUrl=self._events, MessageBody=json.dumps(body))
 
     def progress(
         self,
@@ -46,18 +61,16 @@ class Reporter:
         """A job's step; with an SSH session, its containers (name, jail, status,
         connection_info) as IMS shows them on the job; while uploading, the upload's status
         ({"type", "status": "running", "options": {}})."""
-        message: dict[str, Any] = {
-            "type": "progress",
-            "job_id": job_id,
-            "status": status,
-            "node": self.xname,
-            "time": time.time(),
-        }
-        if ssh_containers is not None:
-            message["ssh_containers"] = ssh_containers
-        if upload_status is not None:
-            message["upload_status"] = upload_status
-        self.event(message)
+        self.event(
+            Progress(
+                job_id=job_id,
+                status=status,
+                node=self.xname,
+                time=time.time(),
+                ssh_containers=ssh_containers,
+                upload_status=upload_status,
+            )
+        )
 
     def node_heartbeat(
         self,
@@ -69,16 +82,16 @@ class Reporter:
         accepting: bool,
     ) -> None:
         self.event(
-            {
-                "type": "node_heartbeat",
-                "xname": self.xname,
-                "arch": arch,
-                "recipe_types": recipe_types,
-                "job_types": job_types,
-                "accepting": accepting,
-                "current_job": current_job,
-                "time": now,
-            }
+            NodeHeartbeat(
+                xname=self.xname,
+                arch=arch,
+                recipe_types=recipe_types,
+                job_types=job_types,
+                accepting=accepting,
+                current_job=current_job,
+                time=now,
+                slots=SLOTS,
+            )
         )
 
     # -- S3 ---------------------------------------------------------------------------------
@@ -89,11 +102,12 @@ class Reporter:
         return {"link": {"path": f"s3://{bucket}/{key}", "etag": etag, "type": "s3"}, **facts}
 
     def publish_image(
-        self, job: dict[str, Any], artifacts: list[Artifact], work_dir: Path
-    ) -> dict[str, Any]:
+        self, job: JobMessage, artifacts: list[Artifact], work_dir: Path
+    ) -> tuple[dict[str, Any], list[PublishedArtifact]]:
         """Upload the artifacts and an IMS-style manifest.json listing each of them, under the
-        job's ``artifact_prefix`` (the API side owns the key scheme)."""
-        bucket, prefix = job["bucket"], job["artifact_prefix"]
+        job's ``artifact_prefix`` (the API side owns the key scheme). Returns the manifest
+        (``{key, etag, sha256}``) and the published artifacts, as the build output lists them."""
+        bucket, prefix = job.bucket, job.artifact_prefix
         listed = []
         for artifact in artifacts:
             key = f"{prefix}{artifact.path.name}"
@@ -102,37 +116,47 @@ class Reporter:
         manifest = {
             "version": "1.0",
             "created": datetime.datetime.now(datetime.UTC).isoformat(),
-            "image_id": job["image_id"],
-            "job_id": job["job_id"],
-            "arch": job["arch"],
+            "image_id": job.image_id,
+            "job_id": job.job_id,
+            "arch": job.arch,
             "artifacts": listed,
         }
         manifest_path = work_dir / "manifest.json"
         manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         manifest_key = f"{prefix}manifest.json"
-        uploaded = self.upload(bucket, manifest_key, manifest_path, "application/json")
-        return {
+        uploaded = self.upload(bucket, manifest_key, manifest_path, MediaType.MANIFEST_JSON)
+        published = [
+            PublishedArtifact(
+                key=f"{prefix}{item['name']}",
+                type=item["type"],
+                size=item["size"],
+                sha256=item["sha256"],
+            )
+            for item in listed
+        ]
+        facts = {
             "key": manifest_key,
             "etag": uploaded["link"]["etag"],
             "sha256": uploaded["sha256"],
-            "artifacts": [
-                {
-                    "key": f"{prefix}{item['name']}",
-                    "type": item["type"],
-                    "size": item["size"],
-                    "sha256": item["sha256"],
-                }
-                for item in listed
-            ],
         }
+        return facts, published
 
     # -- Step Functions -----------------------------------------------------------------------
     def heartbeat(self, token: str) -> None:
         self._sfn.send_task_heartbeat(taskToken=token)
 
-    def succeed(self, token: str, output: dict[str, Any]) -> None:
-        output = {**output, "answered_at": time.time()}
-        self._sfn.send_task_success(taskToken=token, output=json.dumps(output))
+    def succeed(self, token: str, output: BuildOutput) -> None:
+        answered = dataclasses.replace(output, answered_at=time.time())
+        self._sfn.send_task_success(taskToken=token, output=json.dumps(answered.to_dict()))
 
-    def fail(self, token: str, error: str) -> None:
-        self._sfn.send_task_failure(taskToken=token, error=error[:ERROR_LIMIT], cause=error)
+    def fail(self, token: str, failure: Failure) -> None:
+        """``error`` is ``<Code>: <text>`` cut to 256 characters; ``cause`` the whole of it."""
+        self._sfn.send_task_failure(
+            taskToken=token, error=failure.to_error(), cause=spelled(failure)
+        )
+
+
+def spelled(failure: Failure) -> str:
+    """``<Code>: <text>``, not cut: the answer's cause, and how the answer book keeps it
+    (``Failure.from_error`` reads it back)."""
+    return f"{failure.code.wire}: {failure.text}"

@@ -81,6 +81,10 @@ class ProtocolError(ValueError):
     """A message that does not follow this protocol."""
 
 
+class ProtocolMismatch(ProtocolError):
+    """A message of another protocol version."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Failure:
     code: FailureCode
@@ -161,7 +165,7 @@ class JobMessage:
             raise ProtocolError("a job message is a JSON object")
         version = body.get("protocol", PROTOCOL_VERSION)
         if version != PROTOCOL_VERSION:
-            raise ProtocolError(f"job protocol {version}, this host speaks {PROTOCOL_VERSION}")
+            raise ProtocolMismatch(f"job protocol {version}, this host speaks {PROTOCOL_VERSION}")
         return cls(**_known(cls, body, "job message"))
 
 

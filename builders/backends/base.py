@@ -11,19 +11,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-# IMS artifact types (the values IMS itself writes into manifest.json).
-ROOTFS_SQUASHFS = "application/vnd.cray.image.rootfs.squashfs"
-KERNEL = "application/vnd.cray.image.kernel"
-INITRD = "application/vnd.cray.image.initrd"
-BUILD_LOG = "text/plain"
-# Kiln's disk images (kiln-debian recipes with ``disk:``), by format.
-DISK_QCOW2 = "application/vnd.kiln.image.disk.qcow2"
-DISK_RAW = "application/vnd.kiln.image.disk.raw"
-DISK_VMDK = "application/vnd.kiln.image.disk.vmdk"
-DISK_TYPES = {"qcow2": DISK_QCOW2, "raw": DISK_RAW, "vmdk": DISK_VMDK}
-# Build metadata of kiln-debian builds (packages.json, build-plan.json; docs/recipes.md).
-PACKAGES_JSON = "application/vnd.kiln.packages+json"
-BUILD_PLAN_JSON = "application/vnd.kiln.build-plan+json"
+from chalicelib.host_protocol import DISK_TYPES as DISK_TYPES  # format -> artifact type
+from chalicelib.host_protocol import FailureCode, MediaType
+
+# The artifact types (host_protocol.MediaType), by the names the backends import.
+ROOTFS_SQUASHFS = MediaType.ROOTFS_SQUASHFS  # IMS's own values
+KERNEL = MediaType.KERNEL
+INITRD = MediaType.INITRD
+BUILD_LOG = MediaType.BUILD_LOG
+DISK_QCOW2 = MediaType.DISK_QCOW2  # disk images (kiln-debian recipes with ``disk:``)
+DISK_RAW = MediaType.DISK_RAW
+DISK_VMDK = MediaType.DISK_VMDK
+PACKAGES_JSON = MediaType.PACKAGES_JSON  # build metadata of kiln-debian builds (docs/recipes.md)
+BUILD_PLAN_JSON = MediaType.BUILD_PLAN_JSON
 
 
 class BuildError(Exception):
@@ -31,11 +31,19 @@ class BuildError(Exception):
 
     ``root`` is the half-built image root the backend left behind, if any: with
     ``enable_debug`` the host opens an SSH session on it before answering the failure.
+    ``code`` is the failure's code in the host's answer (``<Code>: <message>``): a build's
+    failures are BUILD_FAILED; an upload's UPLOAD_FAILED or REGISTER_FAILED (builders/uploads).
     """
 
-    def __init__(self, message: str, root: Path | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        root: Path | None = None,
+        code: FailureCode = FailureCode.BUILD_FAILED,
+    ) -> None:
         super().__init__(message)
         self.root = root
+        self.code = code
 
 
 @dataclasses.dataclass(frozen=True)

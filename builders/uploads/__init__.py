@@ -5,7 +5,9 @@ module here (``aws.s3``: builders/uploads/aws_s3.py, ``aws``: builders/uploads/a
 Each target checks its options before the build (``check``) and does the upload after the
 artifacts are published (``upload``), returning the options of its ``upload_status``.
 A target raises BuildError (or lets a botocore error through) when the upload fails; ``run``
-turns that into ``upload to <type> failed: <reason>``, short enough for SendTaskFailure.
+turns that into ``upload to <type> failed: <reason>``, short enough for SendTaskFailure, with
+the code the host answers: UPLOAD_FAILED, or the target's own (REGISTER_FAILED: the image was
+uploaded but could not be registered). A bad ``upload`` field fails with UPLOAD_FAILED too.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from builders.backends.base import DISK_TYPES, BuildError
-from builders.report import ERROR_LIMIT
 from builders.uploads import aws_ec2, aws_s3
+from chalicelib.host_protocol import ERROR_LIMIT, FailureCode
 
 #: upload type -> target module (``check(options)``, ``upload(ctx, options) -> dict``)
 TARGETS: dict[str, ModuleType] = {"aws": aws_ec2, "aws.s3": aws_s3}
 DISK_TYPE_VALUES = frozenset(DISK_TYPES.values())
-_FAILURE_PREFIX = "BuildFailed: "  # what the agent puts before a BuildError's text
+UPLOAD_FAILED = FailureCode.UPLOAD_FAILED
 
 #: (service, region) -> a boto3 client
 ClientFactory = Callable[[str, str], Any]
@@ -69,21 +71,21 @@ class Spec:
 
     def __init__(self, value: Any) -> None:
         if not isinstance(value, dict) or not isinstance(value.get("type"), str):
-            raise BuildError(failure("?", 'upload must be {"type": ..., "options": {...}}'))
+            raise refused("?", 'upload must be {"type": ..., "options": {...}}')
         self.type: str = value["type"]
         options = {} if value.get("options") is None else value["options"]
         if not isinstance(options, dict):
-            raise BuildError(failure(self.type, "options must be an object"))
+            raise refused(self.type, "options must be an object")
         self.options: dict[str, Any] = options
         target = TARGETS.get(self.type)
         if target is None:
             known = ", ".join(sorted(TARGETS))
-            raise BuildError(failure(self.type, f"this host has no such target ({known})"))
+            raise refused(self.type, f"this host has no such target ({known})")
         self.target = target
         try:
             target.check(self.options)
         except BuildError as exc:
-            raise BuildError(failure(self.type, str(exc))) from None
+            raise refused(self.type, str(exc)) from None
 
     def status(self, status: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
         """The job's ``upload_status``: type, status (running, success), options."""
@@ -96,19 +98,30 @@ def parse(value: Any) -> Spec | None:
 
 
 def run(spec: Spec, ctx: UploadContext) -> dict[str, Any]:
-    """Upload; returns the success ``upload_status``. BuildError when the upload fails; the
-    job's interruptions (whatever ``ctx.check_interrupted`` raises) pass through."""
+    """Upload; returns the success ``upload_status``. BuildError (UPLOAD_FAILED, or the
+    target's REGISTER_FAILED) when the upload fails; the job's interruptions (whatever
+    ``ctx.check_interrupted`` raises) pass through."""
     try:
         options = spec.target.upload(ctx, spec.options)
     except (BuildError, BotoCoreError, ClientError, OSError, ValueError) as exc:
-        raise BuildError(failure(spec.type, str(exc) or type(exc).__name__)) from exc
+        code = UPLOAD_FAILED
+        if isinstance(exc, BuildError) and exc.code is not FailureCode.BUILD_FAILED:
+            code = exc.code  # the target said which part failed
+        reason = str(exc) or type(exc).__name__
+        raise BuildError(failure(spec.type, reason, code), code=code) from exc
     return spec.status("success", options)
 
 
-def failure(kind: str, reason: str) -> str:
-    """``upload to <kind> failed: <reason>``, cut to fit SendTaskFailure's error field."""
+def refused(kind: str, reason: str) -> BuildError:
+    """The failure of a job whose ``upload`` cannot be done (checked before the build)."""
+    return BuildError(failure(kind, reason), code=UPLOAD_FAILED)
+
+
+def failure(kind: str, reason: str, code: FailureCode = UPLOAD_FAILED) -> str:
+    """``upload to <kind> failed: <reason>``, cut so that the host's answer, ``<Code>: `` and
+    this, fits SendTaskFailure's error field."""
     head = f"upload to {kind} failed: "
-    room = ERROR_LIMIT - len(_FAILURE_PREFIX) - len(head)
+    room = ERROR_LIMIT - len(f"{code.wire}: ") - len(head)
     reason = " ".join(reason.split())
     return head + (reason if len(reason) <= room else reason[: room - 3] + "...")
 

@@ -8,6 +8,10 @@ Idempotent per job (a Step Functions retry may run the job again, on any host): 
 named for the job (``kiln-[<snapshot_name>-]<job id>``) and reused if it exists; a completed
 snapshot tagged with the job and the disk's sha256 is reused; StartSnapshot's ClientToken is
 the job id and the disk's digest, so a replay of a half-written upload gets the same snapshot.
+
+Failures: BuildError with UPLOAD_FAILED (the snapshot; builders.uploads.run also turns a
+botocore error into that), or REGISTER_FAILED once the snapshot is complete and the AMI cannot
+be registered (RegisterImage refused, the AMI ending in a failed state, or never available).
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from builders.backends.base import DISK_RAW, BuildError
+from chalicelib.host_protocol import FailureCode
 
 if TYPE_CHECKING:
     from builders.uploads import Disk, UploadContext
@@ -40,6 +45,7 @@ _BAD_IMAGE_STATES = ("failed", "error", "invalid", "deregistered")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9()\[\] ./'@_-]+")
+UPLOAD_FAILED, REGISTER_FAILED = FailureCode.UPLOAD_FAILED, FailureCode.REGISTER_FAILED
 
 
 def check(options: dict[str, Any]) -> None:
@@ -206,8 +212,8 @@ def _wait_snapshot(ctx: UploadContext, ec2: Any, snapshot_id: str) -> None:
             return
         if state == "error":
             reason = snapshot.get("StateMessage") or "no reason given"
-            raise BuildError(f"snapshot {snapshot_id} failed: {reason}")
-        _pause(ctx, deadline, f"snapshot {snapshot_id} still {state}")
+            raise BuildError(f"snapshot {snapshot_id} failed: {reason}", code=UPLOAD_FAILED)
+        _pause(ctx, deadline, f"snapshot {snapshot_id} still {state}", UPLOAD_FAILED)
 
 
 # -- the AMI -----------------------------------------------------------------------------------
@@ -235,6 +241,7 @@ def _register(
     tags: list[dict[str, str]],
     ctx: UploadContext,
 ) -> str:
+    """The AMI's id; BuildError (REGISTER_FAILED) when EC2 refuses to register it."""
     try:
         registered = ec2.register_image(
             Name=name,
@@ -256,11 +263,19 @@ def _register(
             BootMode="uefi",
             TagSpecifications=[{"ResourceType": "image", "Tags": tags}],
         )
-    except ClientError as exc:  # another attempt of this job registered it meanwhile
-        image = _find_image(ec2, name)
-        if exc.response.get("Error", {}).get("Code") != "InvalidAMIName.Duplicate" or not image:
-            raise
+    except ClientError as exc:  # another attempt of this job registered it meanwhile?
+        duplicate = exc.response.get("Error", {}).get("Code") == "InvalidAMIName.Duplicate"
+        image = _find_image(ec2, name) if duplicate else None
+        if image is None:
+            raise BuildError(
+                f"AMI {name} could not be registered from {snapshot_id}: {exc}",
+                code=REGISTER_FAILED,
+            ) from exc
         return str(image["ImageId"])
+    except BotoCoreError as exc:
+        raise BuildError(
+            f"AMI {name} could not be registered: {exc}", code=REGISTER_FAILED
+        ) from exc
     ctx.log(f"I: kiln: aws: registered {registered['ImageId']} from {snapshot_id}")
     return str(registered["ImageId"])
 
@@ -268,18 +283,23 @@ def _register(
 def _wait_image(ctx: UploadContext, ec2: Any, image_id: str) -> None:
     deadline = time.monotonic() + IMAGE_WAIT_SECONDS
     while True:
-        (image,) = ec2.describe_images(ImageIds=[image_id])["Images"]
+        try:
+            (image,) = ec2.describe_images(ImageIds=[image_id])["Images"]
+        except (BotoCoreError, ClientError, ValueError) as exc:
+            raise BuildError(
+                f"AMI {image_id} could not be looked up: {exc}", code=REGISTER_FAILED
+            ) from exc
         state = image.get("State")
         if state == "available":
             return
         if state in _BAD_IMAGE_STATES:
             reason = (image.get("StateReason") or {}).get("Message") or "no reason given"
-            raise BuildError(f"AMI {image_id} is {state}: {reason}")
-        _pause(ctx, deadline, f"AMI {image_id} still {state}")
+            raise BuildError(f"AMI {image_id} is {state}: {reason}", code=REGISTER_FAILED)
+        _pause(ctx, deadline, f"AMI {image_id} still {state}", REGISTER_FAILED)
 
 
-def _pause(ctx: UploadContext, deadline: float, waiting: str) -> None:
+def _pause(ctx: UploadContext, deadline: float, waiting: str, code: FailureCode) -> None:
     ctx.check_interrupted()
     if time.monotonic() >= deadline:
-        raise BuildError(f"gave up waiting: {waiting}")
+        raise BuildError(f"gave up waiting: {waiting}", code=code)
     time.sleep(POLL_SECONDS)

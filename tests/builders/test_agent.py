@@ -15,11 +15,12 @@ import pytest
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from builders import uploads
 from builders.agent import Agent
 from builders.control import registration_key
 from builders.host_config import HostConfig
-from builders.job_run import CANCELLED
 from chalicelib.config import BUILD_EVENTS_QUEUE, build_queue_name
+from chalicelib.host_protocol import PROTOCOL_VERSION, BuildOutput, Failure, FailureCode
 from tests.conftest import BUCKET, MotoStack, make_archive
 
 # One host name and SSH port range per pytest-xdist worker: a starting agent stops the SSH
@@ -30,6 +31,8 @@ XNAME = f"test-x86-{_WORKER}"
 _FIRST_PORT = 2200 + 20 * (int(_WORKER.removeprefix("gw") or 0) % 5)
 SSH_PORTS = (_FIRST_PORT, _FIRST_PORT + 19)
 HAND_TOKEN = "hand-token"  # the token of jobs put on the queue by hand: a task taken as open
+CANCELLED = "Cancelled: the job was deleted"  # a cancelled job's answer, as the wire spells it
+CANCELLED_ANSWER = Failure(FailureCode.CANCELLED, "the job was deleted")
 
 
 def sfn_error(code: str, status: int = 400) -> ClientError:
@@ -64,7 +67,13 @@ class HostSfn:
 class Harness:
     """A build host driven by hand against moto server (registered unless told otherwise)."""
 
-    def __init__(self, stack: MotoStack, work_dir: Path, registered: bool | None = True) -> None:
+    def __init__(
+        self,
+        stack: MotoStack,
+        work_dir: Path,
+        registered: bool | None = True,
+        clients: uploads.ClientFactory | None = None,
+    ) -> None:
         self.stack = stack
         self.sqs, self.s3 = stack.client("sqs"), stack.client("s3")
         self.sfn = stack.client("stepfunctions")
@@ -86,7 +95,9 @@ class Harness:
         if registered is not None:
             self.register(registered)
         self.host_sfn = HostSfn(self.sfn)
-        self.agent = Agent(config, self.sqs, self.s3, self.host_sfn, Logger(service="test-host"))
+        self.agent = Agent(
+            config, self.sqs, self.s3, self.host_sfn, Logger(service="test-host"), clients
+        )
         self.thread = threading.Thread(target=self.agent.run, daemon=True)
         self.seen: list[dict[str, Any]] = []
 
@@ -114,8 +125,10 @@ class Harness:
         archive = make_archive({"recipe.yaml": recipe_yaml})
         key = f"recipes/{job_id}/recipe.tar.gz"
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=archive)
-        job = {
+        job = {  # a host_protocol.JobMessage, as the service dispatches a create job
             "job_id": job_id,
+            "kind": "ims-create",
+            "job_type": "create",
             "tenant": "demo",
             "arch": "x86_64",
             "recipe_type": "kiln-noop",
@@ -128,6 +141,7 @@ class Harness:
             "image_id": image_id,
             "artifact_prefix": f"images/{image_id}/",
             "log_key": f"jobs/{job_id}/build.log",
+            "log_chunk_prefix": "",  # no live log chunks
             "image_root_archive_name": "img",
             "template_dictionary": {"A": "1"},
             "source_date_epoch": 1700000000,
@@ -236,6 +250,44 @@ def test_success_publishes_artifacts_manifest_and_log(harness: Harness) -> None:
     assert nodes[0]["accepting"] is True and nodes[0]["job_types"][0] == "create"
 
 
+def test_events_carry_the_protocol_and_heartbeats_the_slots(harness: Harness) -> None:
+    job = harness.start_job("name: hello\n")
+    assert harness.result(job["job_id"])["outcome"] == "success"
+    nodes = [m for m in harness.seen if m.get("type") == "node_heartbeat"]
+    assert nodes and all(m["protocol"] == PROTOCOL_VERSION and m["slots"] == 1 for m in nodes)
+    assert {m["current_job"] for m in nodes} >= {None, job["job_id"]}
+    progress = harness.progress(job["job_id"])
+    assert progress and all(m["protocol"] == PROTOCOL_VERSION for m in progress)
+    assert not any("ssh_containers" in m or "upload_status" in m for m in progress)
+
+
+def test_a_job_of_another_protocol_version_is_answered_and_not_built(harness: Harness) -> None:
+    job = harness.start_job("name: newer\n", protocol=PROTOCOL_VERSION + 1)
+    result = harness.result(job["job_id"])
+    assert result["outcome"] == "failure"
+    assert result["error"]["Error"] == (
+        f"ProtocolMismatch: host {XNAME} cannot read the job: job protocol "
+        f"{PROTOCOL_VERSION + 1}, this host speaks {PROTOCOL_VERSION}"
+    )
+    assert harness.progress(job["job_id"]) == []
+    assert harness.agent.answers.get(job["job_id"]) is None  # another host may read it
+    listed = harness.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"images/{job['image_id']}/")
+    assert listed.get("KeyCount", 0) == 0
+    # the host goes on taking jobs of its own version
+    assert harness.result(harness.start_job("name: same\n")["job_id"])["outcome"] == "success"
+
+
+def test_a_job_message_lacking_fields_is_answered_host_error(harness: Harness) -> None:
+    job = harness.start_job("name: partial\n", start=False)
+    del job["kind"], job["cancel_key"]
+    harness.start(job)
+    result = harness.result(job["job_id"])
+    assert result["error"]["Error"] == (
+        f"HostError: host {XNAME} cannot read the job: job message lacks kind, cancel_key"
+    )
+    assert harness.progress(job["job_id"]) == []
+
+
 def test_build_error_is_answered_with_an_actionable_reason(harness: Harness) -> None:
     job = harness.start_job('fail: "package foo does not exist"\n')
     result = harness.result(job["job_id"])
@@ -257,7 +309,7 @@ def test_redelivered_finished_job_is_acknowledged_not_rebuilt(harness: Harness) 
     key = f"images/{job['image_id']}/manifest.json"
     etag = harness.s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
     answer = harness.agent.answers.get(job["job_id"])
-    assert answer is not None and answer["outcome"] == "success"
+    assert isinstance(answer, BuildOutput) and answer.image_id == job["image_id"]
     # the same message again, as a Retry or an SQS redelivery would bring it
     harness.sqs.send_message(
         QueueUrl=harness.queue, MessageBody=json.dumps({"job": job, "token": "stale-token"})
@@ -289,12 +341,15 @@ def test_sigterm_mid_build_sends_no_partial_result(harness: Harness) -> None:
     assert results == []
 
 
-def answered(harness: Harness, job: dict[str, Any], timeout: float = 20) -> dict[str, Any]:
+def answered(harness: Harness, job: dict[str, Any], timeout: float = 20) -> str:
+    """How the host answered the job: "success", or its failure's code (wire spelling)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         answer = harness.agent.answers.get(job["job_id"])
-        if answer is not None:
-            return answer
+        if isinstance(answer, BuildOutput):
+            return "success"
+        if isinstance(answer, Failure):
+            return answer.code.wire
         harness.collect()
     raise AssertionError(f"no answer for {job['job_id']}")
 
@@ -315,7 +370,7 @@ def test_unregistered_host_takes_no_work_until_registered(
         nodes = [m for m in harness.seen if m.get("type") == "node_heartbeat"]
         assert len(nodes) >= 2 and not any(m["accepting"] for m in nodes)
         harness.register(True)
-        assert answered(harness, job)["outcome"] == "success"
+        assert answered(harness, job) == "success"
         harness.collect(seconds=1)
         assert any(m.get("accepting") for m in harness.seen if m.get("type") == "node_heartbeat")
 
@@ -327,12 +382,12 @@ def test_drained_host_finishes_its_job_and_takes_no_more(harness: Harness) -> No
     harness.register(False)  # drain
     second = harness.start_job("name: second\n", start=False)
     harness.enqueue(second)
-    assert answered(harness, first)["outcome"] == "success"
+    assert answered(harness, first) == "success"
     harness.collect(seconds=3)
     assert harness.queued() >= 1 and not harness.progress(second["job_id"])
     assert harness.agent.answers.get(second["job_id"]) is None
     harness.register(True)
-    assert answered(harness, second)["outcome"] == "success"
+    assert answered(harness, second) == "success"
 
 
 def test_job_cancelled_before_it_starts_is_answered_without_building(harness: Harness) -> None:
@@ -342,7 +397,7 @@ def test_job_cancelled_before_it_starts_is_answered_without_building(harness: Ha
     result = harness.result(job["job_id"])
     assert result["outcome"] == "failure" and result["error"]["Error"] == CANCELLED
     assert harness.progress(job["job_id"]) == []
-    assert harness.agent.answers.get(job["job_id"]) == {"outcome": "failure", "error": CANCELLED}
+    assert harness.agent.answers.get(job["job_id"]) == CANCELLED_ANSWER
 
 
 def test_cancelled_build_stops_and_answers_cancelled(harness: Harness) -> None:
@@ -352,7 +407,7 @@ def test_cancelled_build_stops_and_answers_cancelled(harness: Harness) -> None:
     harness.cancel(job)
     result = harness.result(job["job_id"])
     assert result["error"]["Error"] == CANCELLED and time.time() - started < 10
-    assert harness.agent.answers.get(job["job_id"]) == {"outcome": "failure", "error": CANCELLED}
+    assert harness.agent.answers.get(job["job_id"]) == CANCELLED_ANSWER
     listed = harness.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"images/{job['image_id']}/")
     assert listed.get("KeyCount", 0) == 0
 
@@ -370,7 +425,7 @@ def test_closed_task_token_stops_the_job_unanswered_and_the_next_is_taken(
     second = harness.start_job("name: next\n", start=False)
     harness.enqueue(second)
     # built within 20 s: the first job (30 s) was stopped, not built to its end
-    assert answered(harness, second)["outcome"] == "success"
+    assert answered(harness, second) == "success"
     assert harness.agent.answers.get(first["job_id"]) is None  # a redelivery builds it again
     assert token not in harness.host_sfn.answered
     listed = harness.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"images/{first['image_id']}/")
@@ -390,5 +445,5 @@ def test_transient_heartbeat_errors_do_not_stop_the_job(harness: Harness) -> Non
     harness.enqueue(job)
     answer = answered(harness, job)
     assert errors == []  # every error was met while the job ran ...
-    assert answer["outcome"] == "success"  # ... and it was built to its end and answered
+    assert answer == "success"  # ... and it was built to its end and answered
     assert HAND_TOKEN in harness.host_sfn.answered

@@ -9,9 +9,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
+from builders import uploads
 from builders.backends.base import DISK_RAW, Artifact, BuildContext
 from builders.backends.noop import NoopBackend
+from chalicelib.host_protocol import BuildOutput
 from tests.builders import test_agent as base
 from tests.conftest import BUCKET, MotoStack
 
@@ -20,9 +23,9 @@ SHARED = "210987654321"
 
 
 @pytest.fixture
-def harness(moto_server: MotoStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The agent harness, its noop builds also making a small sparse raw disk (as a composer
-    recipe's ``disk: {formats: [raw]}`` would)."""
+def disk_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """noop builds also make a small sparse raw disk (as a composer recipe's ``disk:
+    {formats: [raw]}`` would)."""
     build = NoopBackend.build
 
     def build_with_disk(self: NoopBackend, ctx: BuildContext) -> list[Artifact]:
@@ -36,6 +39,11 @@ def harness(moto_server: MotoStack, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         return [*artifacts, Artifact(path=disk, type=DISK_RAW)]
 
     monkeypatch.setattr(NoopBackend, "build", build_with_disk)
+
+
+@pytest.fixture
+def harness(moto_server: MotoStack, tmp_path: Path, disk_builds: None) -> Any:
+    """The agent harness, its noop builds making a raw disk too."""
     with base.Harness(moto_server, tmp_path) as h:
         yield h
 
@@ -130,7 +138,7 @@ def test_unknown_upload_type_fails_the_job_before_building(harness: base.Harness
     result = harness.result(job["job_id"])
     assert result["outcome"] == "failure"
     assert result["error"]["Error"].startswith(
-        "BuildFailed: upload to gcp failed: this host has no such target"
+        "UploadFailed: upload to gcp failed: this host has no such target"
     )
     assert harness.progress(job["job_id"]) == []
     log = read(harness, job["log_key"])
@@ -146,7 +154,7 @@ def test_a_failed_upload_fails_the_job_clearly(moto_server: MotoStack, tmp_path:
         result = harness.result(job["job_id"])
     assert result["outcome"] == "failure"
     assert result["error"]["Error"] == (
-        f"BuildFailed: upload to aws failed: the build made no {DISK_RAW} disk image "
+        f"UploadFailed: upload to aws failed: the build made no {DISK_RAW} disk image "
         "(the recipe needs that format)"
     )
     statuses = [m["status"] for m in harness.progress(job["job_id"])]
@@ -157,11 +165,51 @@ def test_a_failed_upload_fails_the_job_clearly(moto_server: MotoStack, tmp_path:
     )
 
 
+class RefusingRegistration:
+    """An EC2 client whose RegisterImage is refused."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def register_image(self, **_: Any) -> None:
+        error: Any = {"Error": {"Code": "InvalidParameter", "Message": "no UEFI here"}}
+        raise ClientError(error, "RegisterImage")
+
+
+def test_a_refused_ami_registration_answers_register_failed(
+    moto_server: MotoStack, tmp_path: Path, disk_builds: None
+) -> None:
+    real = uploads.Clients(moto_server.endpoint)
+
+    def clients(service: str, region: str) -> Any:
+        client = real(service, region)
+        return RefusingRegistration(client) if service == "ec2" else client
+
+    upload = {"type": "aws", "options": {"region": UPLOAD_REGION}}
+    with base.Harness(moto_server, tmp_path, clients=clients) as harness:
+        job = start(harness, "name: no ami\n", upload=upload)
+        result = harness.result(job["job_id"])
+    assert result["outcome"] == "failure"
+    error = result["error"]["Error"]
+    assert error.startswith(f"RegisterFailed: upload to aws failed: AMI kiln-{job['job_id']} ")
+    assert error.endswith(
+        "(InvalidParameter) when calling the RegisterImage operation: no UEFI here"
+    )
+    statuses = [m["status"] for m in harness.progress(job["job_id"])]
+    assert statuses[-2:] == ["uploading", "registering"]
+    log = read(harness, job["log_key"]).decode()
+    assert log.rstrip().endswith(error)
+
+
 def test_without_a_chunk_prefix_no_chunks_are_written(harness: base.Harness) -> None:
     job = harness.start_job("sleep: 3\n")
     assert harness.result(job["job_id"])["outcome"] == "success"
     assert chunk_keys(harness, f"jobs/{job['job_id']}/log/") == []
-    assert "upload_status" not in harness.agent.answers.get(job["job_id"])["output"]
+    answer = harness.agent.answers.get(job["job_id"])
+    assert isinstance(answer, BuildOutput) and answer.upload_status is None
 
 
 def test_a_cancelled_job_leaves_chunks_that_make_the_whole_log(harness: base.Harness) -> None:

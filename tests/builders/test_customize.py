@@ -15,9 +15,9 @@ import pytest
 
 from builders import customize
 from builders.backends.base import INITRD, KERNEL, ROOTFS_SQUASHFS, Artifact
-from builders.job_run import CANCELLED
 from builders.report import Reporter
-from tests.builders.test_agent import Harness
+from chalicelib.host_protocol import JobMessage
+from tests.builders.test_agent import CANCELLED, CANCELLED_ANSWER, Harness
 from tests.builders.test_ssh_session import connect, make_key, run, shell_root
 from tests.conftest import BUCKET, MotoStack
 
@@ -53,22 +53,30 @@ def publish_source_image(harness: Harness, folder: Path, jail: bool) -> dict[str
     )
     (out / "vmlinuz").write_bytes(b"kernel bytes")
     (out / "initrd").write_bytes(b"initrd bytes")
-    image_id = str(uuid.uuid4())
+    image_id, job_id = str(uuid.uuid4()), str(uuid.uuid4())
     reporter = Reporter(harness.sqs, harness.s3, harness.sfn, harness.events, "source-host")
-    job = {
-        "bucket": BUCKET,
-        "artifact_prefix": f"images/{image_id}/",
-        "image_id": image_id,
-        "job_id": str(uuid.uuid4()),
-        "arch": "x86_64",
-    }
+    job = JobMessage(
+        job_id=job_id,
+        kind="ims-create",
+        job_type="create",
+        tenant="demo",
+        arch="x86_64",
+        recipe_type="kiln-noop",
+        bucket=BUCKET,
+        image_id=image_id,
+        artifact_prefix=f"images/{image_id}/",
+        log_key=f"jobs/{job_id}/build.log",
+        log_chunk_prefix="",
+        cancel_key=f"control/jobs/{job_id}/cancel",
+        source_date_epoch=1700000000,
+    )
     artifacts = [
         Artifact(squashfs, ROOTFS_SQUASHFS),
         Artifact(out / "vmlinuz", KERNEL),
         Artifact(out / "initrd", INITRD),
     ]
-    manifest = reporter.publish_image(job, artifacts, folder)
-    listed = [{k: a[k] for k in ("type", "key", "sha256")} for a in manifest["artifacts"]]
+    manifest, published = reporter.publish_image(job, artifacts, folder)
+    listed = [{"type": a.type, "key": a.key, "sha256": a.sha256} for a in published]
     return {"image_id": image_id, "manifest_key": manifest["key"], "artifacts": listed}
 
 
@@ -184,7 +192,7 @@ def test_cancel_while_waiting_on_the_user(harness: Harness, key: Path, tmp_path:
     harness.cancel(job)
     result = harness.result(job["job_id"])
     assert result["outcome"] == "failure" and result["error"]["Error"] == CANCELLED
-    assert harness.agent.answers.get(job["job_id"]) == {"outcome": "failure", "error": CANCELLED}
+    assert harness.agent.answers.get(job["job_id"]) == CANCELLED_ANSWER
     assert objects(harness, job["artifact_prefix"]) == {}
     assert_port_closed(waiting["ssh_containers"][0]["connection_info"]["cluster.local"]["port"])
 

@@ -13,6 +13,7 @@ import pytest
 from builders.backends.base import BUILD_PLAN_JSON, PACKAGES_JSON, ROOTFS_SQUASHFS, BuildContext
 from builders.backends.debian import DebianBackend
 from infra.local import emulation
+from tests import skip_policy
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ MINIMAL = Path(__file__).resolve().parents[2] / "examples" / "recipes" / "minima
 def _needs_aarch64() -> None:
     reason = emulation.ensure_emulation("aarch64")
     if reason:
-        pytest.skip(f"this machine cannot run aarch64 programs: {reason}")
+        pytest.skip(skip_policy.no_emulation("aarch64", reason))
     reason = DebianBackend().unavailable_reason("aarch64")
     if reason:
         pytest.skip(f"cannot build kiln-debian aarch64 images here: {reason}")

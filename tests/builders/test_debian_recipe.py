@@ -252,8 +252,8 @@ def test_unavailable_for_foreign_arch_without_binfmt(tmp_path: Path) -> None:
     backend = DebianBackend(binfmt_dir=tmp_path)
     assert "unsupported arch" in (backend.unavailable_reason("s390x") or "")
     native = platform.machine()
-    if backend.unavailable_reason(native) is not None:
-        pytest.skip("this host cannot build natively (not root, or tools missing)")
+    if (reason := backend.unavailable_reason(native)) is not None:
+        pytest.skip(f"this host cannot build natively: {reason}")
     foreign = "aarch64" if native == "x86_64" else "x86_64"
     assert f"qemu-{foreign}" in (backend.unavailable_reason(foreign) or "")
     (tmp_path / f"qemu-{foreign}").write_text("enabled\n")

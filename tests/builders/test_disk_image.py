@@ -27,6 +27,7 @@ from builders.backends.base import (
     BuildError,
 )
 from builders.backends.debian import DebianBackend
+from tests import skip_policy
 from tests.builders.helpers import context, write_recipe
 from tests.qemu_boot import boot_to_login
 
@@ -178,7 +179,8 @@ def _build(base: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def disk_build(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     if platform.machine() != "x86_64":
-        pytest.skip("the boot test runs x86_64 images only")
+        detail = f"the boot test builds and boots x86_64 images natively, not {platform.machine()}"
+        pytest.skip(skip_policy.other_machine_arch(detail))
     reason = DebianBackend().unavailable_reason("x86_64")
     missing = disks.missing_tools(os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if reason or missing:

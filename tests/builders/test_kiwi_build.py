@@ -25,6 +25,8 @@ from builders.backends.base import (
     BuildError,
 )
 from builders.backends.kiwi import KiwiBackend, error_summary
+from infra.local import emulation
+from tests import skip_policy
 from tests.builders.helpers import unpack_example
 
 ARCH = platform.machine()
@@ -148,6 +150,9 @@ def test_unknown_package_names_it(build_host: None, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_foreign_arch_bootstraps_that_arch(tmp_path: Path) -> None:
     """apt fetches the image's arch, not the host's (kiwi-ng alone would not tell it)."""
+    reason = emulation.check_emulation(FOREIGN)
+    if reason:
+        pytest.skip(skip_policy.no_emulation(FOREIGN, reason))
     reason = KiwiBackend().unavailable_reason(FOREIGN)
     if reason:
         pytest.skip(f"cannot build {FOREIGN} kiwi-ng images here: {reason}")

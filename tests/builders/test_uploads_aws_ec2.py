@@ -10,12 +10,13 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from builders import uploads
 from builders.backends.base import DISK_QCOW2, DISK_RAW, BuildError
-from builders.report import ERROR_LIMIT
 from builders.uploads import aws_ec2
+from chalicelib.host_protocol import ERROR_LIMIT, FailureCode
 
 REGION = "eu-north-1"
 SHARED = "210987654321"
@@ -193,8 +194,9 @@ def test_arm_disks_register_arm64_images_named_after_the_snapshot_name(
 
 def test_no_raw_disk_fails_clearly(tmp_path: Path, recorder: Recorder) -> None:
     ctx, _, _ = context(tmp_path, recorder, kind=DISK_QCOW2)
-    with pytest.raises(BuildError, match=rf"^upload to aws failed: .*no {DISK_RAW} disk"):
+    with pytest.raises(BuildError, match=rf"^upload to aws failed: .*no {DISK_RAW} disk") as failed:
         uploads.run(aws_spec(), ctx)
+    assert failed.value.code is FailureCode.UPLOAD_FAILED
 
 
 @pytest.mark.parametrize(
@@ -207,8 +209,9 @@ def test_no_raw_disk_fails_clearly(tmp_path: Path, recorder: Recorder) -> None:
     ],
 )
 def test_bad_options_fail_before_anything_is_built(options: dict[str, Any], problem: str) -> None:
-    with pytest.raises(BuildError, match=f"^upload to aws failed: .*{problem}"):
+    with pytest.raises(BuildError, match=f"^upload to aws failed: .*{problem}") as failed:
         uploads.parse({"type": "aws", "options": options})
+    assert failed.value.code is FailureCode.UPLOAD_FAILED
 
 
 class FailingBlocks:
@@ -221,8 +224,6 @@ class FailingBlocks:
         return getattr(self._real, name)
 
     def put_snapshot_block(self, **_: Any) -> None:
-        from botocore.exceptions import ClientError
-
         error = {"Error": {"Code": "AccessDeniedException", "Message": "no " * 200}}
         raise ClientError(error, "PutSnapshotBlock")  # type: ignore[arg-type]
 
@@ -239,8 +240,78 @@ def test_a_refused_block_fails_the_upload_with_a_short_reason(
         uploads.run(aws_spec(), ctx)
     message = str(failed.value)
     assert message.startswith("upload to aws failed: An error occurred (AccessDeniedException)")
-    assert len("BuildFailed: " + message) <= ERROR_LIMIT and message.endswith("...")
+    assert failed.value.code is FailureCode.UPLOAD_FAILED
+    assert len("UploadFailed: " + message) == ERROR_LIMIT and message.endswith("...")
     assert statuses == [] and recorder.named("RegisterImage") == []
+
+
+class Registration:
+    """An EC2 client whose RegisterImage is refused (``refuse``), or whose AMIs all show
+    ``state`` once registered."""
+
+    def __init__(self, real: Any, refuse: str = "", state: str = "") -> None:
+        self._real, self._refuse, self._state = real, refuse, state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def register_image(self, **params: Any) -> Any:
+        if self._refuse:
+            error: Any = {"Error": {"Code": self._refuse, "Message": "no " * 200}}
+            raise ClientError(error, "RegisterImage")
+        return self._real.register_image(**params)
+
+    def describe_images(self, **params: Any) -> Any:
+        found = self._real.describe_images(**params)
+        if self._state and "ImageIds" in params:
+            reason = {"Code": "Client.InvalidSnapshot", "Message": "the snapshot is not bootable"}
+            for image in found["Images"]:
+                image.update(State=self._state, StateReason=reason)
+        return found
+
+
+def ec2_as(recorder: Recorder, **behaviour: str) -> Any:
+    def clients(service: str, region: str) -> Any:
+        client = recorder(service, region)
+        return Registration(client, **behaviour) if service == "ec2" else client
+
+    return clients
+
+
+def test_a_refused_registration_fails_with_register_failed(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    ctx, _, statuses = context(tmp_path, recorder, clients=ec2_as(recorder, refuse="Unsupported"))
+    with pytest.raises(BuildError) as failed:
+        uploads.run(aws_spec(), ctx)
+    message = str(failed.value)
+    assert failed.value.code is FailureCode.REGISTER_FAILED
+    assert message.startswith(f"upload to aws failed: AMI kiln-{JOB_ID} could not be registered")
+    assert "(Unsupported)" in message and message.endswith("...")
+    assert len("RegisterFailed: " + message) == ERROR_LIMIT  # the whole error fits SendTaskFailure
+    assert statuses == ["registering"] and len(recorder.named("CompleteSnapshot")) == 1
+
+
+def test_an_ami_that_ends_failed_fails_with_register_failed(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    ctx, _, statuses = context(tmp_path, recorder, clients=ec2_as(recorder, state="failed"))
+    with pytest.raises(
+        BuildError, match=r"^upload to aws failed: AMI ami-\w+ is failed: the "
+    ) as failed:
+        uploads.run(aws_spec(), ctx)
+    assert failed.value.code is FailureCode.REGISTER_FAILED
+    assert statuses == ["registering"] and recorder.named("ModifyImageAttribute") == []
+
+
+def test_an_ami_never_available_fails_with_register_failed(
+    tmp_path: Path, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aws_ec2, "IMAGE_WAIT_SECONDS", 0.0)
+    ctx, _, _ = context(tmp_path, recorder, clients=ec2_as(recorder, state="pending"))
+    with pytest.raises(BuildError, match=r"gave up waiting: AMI ami-\w+ still pending") as failed:
+        uploads.run(aws_spec(), ctx)
+    assert failed.value.code is FailureCode.REGISTER_FAILED
 
 
 class Interrupted(Exception):

@@ -9,7 +9,7 @@ import pytest
 
 from builders import uploads
 from builders.backends.base import DISK_QCOW2, DISK_RAW, BuildError
-from builders.report import ERROR_LIMIT
+from chalicelib.host_protocol import ERROR_LIMIT, Failure, FailureCode
 
 
 def context(tmp_path: Path, disks: list[tuple[str, str]]) -> uploads.UploadContext:
@@ -68,9 +68,13 @@ def test_unknown_or_malformed_uploads_fail(value: Any, message: str) -> None:
     with pytest.raises(BuildError) as failed:
         uploads.parse(value)
     assert str(failed.value).startswith(message)
+    assert failed.value.code is FailureCode.UPLOAD_FAILED
 
 
-def test_failure_messages_fit_send_task_failure() -> None:
-    message = uploads.failure("aws", "x" * 1000)
-    assert len("BuildFailed: " + message) == ERROR_LIMIT and message.endswith("...")
+@pytest.mark.parametrize("code", [FailureCode.UPLOAD_FAILED, FailureCode.REGISTER_FAILED])
+def test_failure_messages_fit_send_task_failure(code: FailureCode) -> None:
+    message = uploads.failure("aws", "x" * 1000, code)
+    error = Failure(code, message).to_error()
+    assert error == f"{code.wire}: {message}"  # nothing cut: it fits as it is
+    assert len(error) == ERROR_LIMIT and message.endswith("...")
     assert uploads.failure("aws", "short\n  reason") == "upload to aws failed: short reason"

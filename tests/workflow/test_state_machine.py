@@ -137,6 +137,9 @@ def noop_job(s3: Any, recipe_yaml: str) -> dict[str, Any]:
     recipe = {"bucket": BUCKET, "key": key, "sha256": hashlib.sha256(archive).hexdigest()}
     return {
         "job_id": job_id,
+        "kind": "ims-create",
+        "job_type": "create",
+        "tenant": "demo",
         "arch": "x86_64",
         "recipe_type": "kiln-noop",
         "recipe": recipe,
@@ -144,6 +147,8 @@ def noop_job(s3: Any, recipe_yaml: str) -> dict[str, Any]:
         "image_id": image_id,
         "artifact_prefix": f"images/{image_id}/",
         "log_key": f"jobs/{job_id}/build.log",
+        "log_chunk_prefix": f"jobs/{job_id}/log/",
+        "cancel_key": f"control/jobs/{job_id}/cancel",
         "image_root_archive_name": "img",
         "source_date_epoch": 1700000000,
     }
