@@ -54,6 +54,7 @@ bench: install
 	$(PY) bench/glance.py
 	$(PY) bench/front.py
 	$(PY) bench/archive_bombs.py
+	$(PY) bench/chaos.py
 
 clean:
 	rm -rf $(VENV) .kiln .pytest_cache .mypy_cache .ruff_cache

@@ -50,6 +50,12 @@ class StackProcess:
         self.info = json.loads(stack_file.read_text())
         return self
 
+    def host_process(self, xname: str) -> dict[str, Any]:
+        """A build host's ``pid``, ``restarts`` and ``started`` as stack.json has them now (the
+        stack rewrites the file when its supervisor restarts a host)."""
+        info = json.loads((self.state_dir / "stack.json").read_text())
+        return dict(info["build_host_processes"][xname])
+
     def output(self) -> str:
         return (self.state_dir / "stack.log").read_text(errors="replace")[-6000:]
 

@@ -3,13 +3,16 @@
 Starts moto (Step Functions execution on), creates every resource from infra/resources.py,
 serves the Chalice app over HTTP, drives the SQS and schedule handlers, starts a build host for
 this machine's architecture and one for each other architecture it can emulate (qemu-user-static
-through binfmt_misc: see emulation.py), writes .kiln/stack.json, and stops it all on Ctrl-C.
+through binfmt_misc: see emulation.py) under a Supervisor (supervisor.py: a host that dies is
+started again, as an Auto Scaling group replaces an instance), writes .kiln/stack.json (with
+each host's pid, rewritten on a restart), and stops it all on Ctrl-C.
 Everything lives in memory: it is gone when the stack stops.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import json
 import logging
@@ -30,6 +33,7 @@ import requests
 from infra import resources
 from infra.local import emulation, event_sources, tokens
 from infra.local.provision import Provisioned, provision
+from infra.local.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -131,7 +135,9 @@ class LocalStack:
         self.stop_event = threading.Event()
         self._moto: Any = None
         self._api: Any = None
-        self._hosts: list[subprocess.Popen[bytes]] = []
+        self._hosts: list[Supervisor] = []
+        self._stack: dict[str, Any] | None = None  # what stack.json says, once written
+        self._stack_lock = threading.Lock()
         self.provisioned: Provisioned | None = None
 
     @property
@@ -158,7 +164,14 @@ class LocalStack:
         )
         self._register_hosts(private_key.read_bytes())
         for arch in opts.host_arches:
-            self._hosts.append(self._start_host(arch))
+            host = Supervisor(
+                f"local-{arch}",
+                functools.partial(self._start_host, arch),
+                self.stop_event,
+                on_start=lambda _: self._update_stack_file(),
+            )
+            self._hosts.append(host)
+            host.start()
         self._wait_for_hosts()
         return self._write_stack_file(private_key.read_bytes())
 
@@ -180,6 +193,9 @@ class LocalStack:
             },
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            # out of the terminal's process group: Ctrl-C stops the hosts while moto, stopped
+            # last by stop(), still answers them
+            start_new_session=True,
         )
         deadline = time.time() + 60
         while True:
@@ -261,7 +277,7 @@ class LocalStack:
             seen = {node.xname for node in build_nodes.registered() if node.last_heartbeat}
             if wanted <= seen:
                 return
-            if any(host.poll() is not None for host in self._hosts):
+            if any(host.exits for host in self._hosts):
                 raise RuntimeError("a build host exited during start-up; see its output above")
             time.sleep(0.3)
         if wanted:
@@ -286,20 +302,33 @@ class LocalStack:
                 "worker": tokens.mint(private_pem, "demo", "worker"),
             },
         }
-        path = self.options.state_dir / "stack.json"
-        path.write_text(json.dumps(stack, indent=2) + "\n", encoding="utf-8")
+        with self._stack_lock:
+            self._stack = stack
+            self._write_stack_locked()
         return stack
 
+    def _update_stack_file(self) -> None:
+        """A host restarted: stack.json gets its new pid (once written, never after stop)."""
+        with self._stack_lock:
+            if self._stack is not None and not self.stop_event.is_set():
+                self._write_stack_locked()
+
+    def _write_stack_locked(self) -> None:
+        """stack.json, replaced whole (readers never see half of it); ``build_host_processes``:
+        per xname, the host program's ``pid``, its ``restarts`` and when it last ``started``."""
+        assert self._stack is not None
+        self._stack["build_host_processes"] = {host.name: host.info() for host in self._hosts}
+        path = self.options.state_dir / "stack.json"
+        partial = path.with_name(".stack.json.tmp")
+        partial.write_text(json.dumps(self._stack, indent=2) + "\n", encoding="utf-8")
+        partial.replace(path)
+
     def stop(self) -> None:
-        self.stop_event.set()
+        self.stop_event.set()  # first: no supervisor restarts a host from here on
         for host in self._hosts:
-            if host.poll() is None:
-                host.send_signal(signal.SIGTERM)
+            host.terminate()
         for host in self._hosts:
-            try:
-                host.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                host.kill()
+            host.wait(timeout=30)
         if self._api is not None:
             self._api.shutdown()
         if self._moto is not None:
@@ -308,7 +337,8 @@ class LocalStack:
                 self._moto.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._moto.kill()
-        (self.options.state_dir / "stack.json").unlink(missing_ok=True)
+        with self._stack_lock:
+            (self.options.state_dir / "stack.json").unlink(missing_ok=True)
 
 
 def main() -> None:
@@ -324,8 +354,13 @@ def main() -> None:
         raise SystemExit(2) from None
     stack = LocalStack(options)
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+
+    def stopping(*_: object) -> None:
+        stack.stop_event.set()  # at once: a host the same Ctrl-C stopped is not restarted
+        done.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, stopping)
     try:
         info = stack.start()
         print(
