@@ -74,7 +74,7 @@ class FailureCode(enum.IntEnum):
 _BY_WIRE = {code.wire: code for code in FailureCode}
 #: Step Functions' own errors for a task whose host went silent
 _SILENT_ERRORS = frozenset({"States.Timeout", "States.HeartbeatTimeout"})
-SILENT_TEXT = "the build host went silent (no heartbeat) twice; the build was abandoned"
+SILENT_TEXT = "the build host went silent (no heartbeat) on every attempt; the build was abandoned"
 
 
 class ProtocolError(ValueError):
