@@ -33,13 +33,13 @@ streaming_routes = glance_data.STREAMING_ROUTES
 
 
 @app.on_sqs_message(queue=UPLOAD_EVENTS_QUEUE, batch_size=10)
-def on_upload_event(event: Any) -> None:
-    upload_events.handle((record.body for record in event), container())
+def on_upload_event(event: Any) -> dict[str, list[dict[str, str]]]:
+    return upload_events.handle(((r.to_dict()["messageId"], r.body) for r in event), container())
 
 
 @app.on_sqs_message(queue=BUILD_EVENTS_QUEUE, batch_size=10)
-def on_build_event(event: Any) -> None:
-    build_events.handle((record.body for record in event), container())
+def on_build_event(event: Any) -> dict[str, list[dict[str, str]]]:
+    return build_events.handle(((r.to_dict()["messageId"], r.body) for r in event), container())
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
@@ -48,5 +48,5 @@ def on_cleanup_schedule(event: Any) -> dict[str, list[str]]:
 
 
 @app.on_sqs_message(queue=GLANCE_IMPORTS_QUEUE, batch_size=1)
-def on_glance_import(event: Any) -> None:
-    glance_imports.handle((record.body for record in event), container())
+def on_glance_import(event: Any) -> dict[str, list[dict[str, str]]]:
+    return glance_imports.handle(((r.to_dict()["messageId"], r.body) for r in event), container())

@@ -18,6 +18,17 @@ def build_queue_name(arch: str) -> str:
     return f"kiln-builds-{arch}"
 
 
+def queue_names() -> tuple[str, ...]:
+    """Every queue infra/resources.py defines (a test keeps the two lists equal)."""
+    builds = tuple(build_queue_name(arch) for arch in ARCHES)
+    return (*builds, BUILD_EVENTS_QUEUE, UPLOAD_EVENTS_QUEUE, GLANCE_IMPORTS_QUEUE)
+
+
+def dead_letter_queue_name(queue: str) -> str:
+    """Where SQS moves a queue's message after too many receives without a delete."""
+    return f"{queue}-dlq"
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     region: str

@@ -9,10 +9,16 @@ from botocore.config import Config
 
 from chalicelib.adapters import aws_clients
 from chalicelib.adapters.artifacts import ArtifactStore
+from chalicelib.adapters.dead_letters import DeadLetters
 from chalicelib.adapters.models import bind_tables
 from chalicelib.adapters.work_queue import WorkQueue
 from chalicelib.adapters.workflows import Workflows
-from chalicelib.config import GLANCE_IMPORTS_QUEUE, Settings
+from chalicelib.config import (
+    GLANCE_IMPORTS_QUEUE,
+    Settings,
+    dead_letter_queue_name,
+    queue_names,
+)
 from chalicelib.config import settings as load_settings
 
 
@@ -59,6 +65,12 @@ class Container:
     def glance_imports(self) -> WorkQueue:
         """Glance imports (web-download, glance-direct) and build outputs to hash."""
         return WorkQueue(self._client("sqs"), GLANCE_IMPORTS_QUEUE)
+
+    @functools.cached_property
+    def dead_letters(self) -> DeadLetters:
+        """Every queue's dead-letter queue, which the cleanup schedule reports."""
+        names = [dead_letter_queue_name(name) for name in queue_names()]
+        return DeadLetters(self._client("sqs"), names)
 
 
 #: S3: checksums only where S3 requires them. Kiln hashes image data itself as it streams

@@ -16,6 +16,7 @@ from chalicelib.config import (
     GLANCE_IMPORTS_QUEUE,
     UPLOAD_EVENTS_QUEUE,
     build_queue_name,
+    dead_letter_queue_name,
 )
 
 STATE_MACHINE_FILE = Path(__file__).parent / "statemachines" / "build.asl.json"
@@ -29,22 +30,67 @@ class Timing:
     job_timeout_seconds: int = 4 * 3600
 
 
+#: Receives without a delete before SQS moves a message to its queue's dead-letter queue.
+MAX_RECEIVE_COUNT = 5
+#: How long a dead letter is kept (SQS's maximum): the cleanup schedule reports it meanwhile.
+DEAD_LETTER_RETENTION_SECONDS = 14 * 86400
+#: The Lambda event source mapping of a queue a Chalice handler consumes: the handler returns
+#: {"batchItemFailures": [{"itemIdentifier": <messageId>}]}, and only those messages come back.
+#: Without it Lambda ignores that answer and deletes the whole batch, failed messages too.
+#: (`chalice deploy` does not set FunctionResponseTypes: the deployment must.)
+PARTIAL_BATCH_RESPONSE = ("ReportBatchItemFailures",)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetterSpec:
+    name: str
+    retention_seconds: int = DEAD_LETTER_RETENTION_SECONDS
+
+    def attributes(self) -> dict[str, str]:
+        return {"MessageRetentionPeriod": str(self.retention_seconds)}
+
+
 @dataclasses.dataclass(frozen=True)
 class QueueSpec:
     name: str
     visibility_timeout: int
     purpose: str
+    #: FunctionResponseTypes of the queue's Lambda event source mapping; () for a queue that no
+    #: Lambda consumes (the build queues: build hosts poll them)
+    function_response_types: tuple[str, ...] = ()
+    max_receive_count: int = MAX_RECEIVE_COUNT
+
+    @property
+    def dead_letter(self) -> DeadLetterSpec:
+        return DeadLetterSpec(dead_letter_queue_name(self.name))
+
+    def attributes(self, dead_letter_arn: str) -> dict[str, str]:
+        """The queue's attributes, its redrive policy naming its dead-letter queue's ARN."""
+        policy = {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": self.max_receive_count}
+        return {
+            "VisibilityTimeout": str(self.visibility_timeout),
+            "RedrivePolicy": json.dumps(policy),
+        }
 
 
 def queues() -> list[QueueSpec]:
+    """Every queue, each with a dead-letter queue (``<name>-dlq``). A Lambda-consumed queue's
+    visibility timeout is what a failed message waits before it is tried again (on AWS; the
+    local driver retries sooner), so a poisoned message reaches its dead-letter queue after
+    about MAX_RECEIVE_COUNT x visibility_timeout."""
     build = [
         QueueSpec(build_queue_name(arch), 60, f"build jobs for {arch} hosts (task token inside)")
         for arch in ARCHES
     ]
+    partial = PARTIAL_BATCH_RESPONSE
     return build + [
-        QueueSpec(BUILD_EVENTS_QUEUE, 120, "host progress/heartbeats and each job's final result"),
-        QueueSpec(UPLOAD_EVENTS_QUEUE, 300, "S3 ObjectCreated notifications for uploads"),
-        QueueSpec(GLANCE_IMPORTS_QUEUE, 900, "Glance imports and build outputs to checksum"),
+        QueueSpec(
+            BUILD_EVENTS_QUEUE, 120, "host progress/heartbeats and each job's final result", partial
+        ),
+        QueueSpec(UPLOAD_EVENTS_QUEUE, 300, "S3 ObjectCreated notifications for uploads", partial),
+        QueueSpec(
+            GLANCE_IMPORTS_QUEUE, 900, "Glance imports and build outputs to checksum", partial
+        ),
     ]
 
 

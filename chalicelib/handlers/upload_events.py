@@ -1,5 +1,6 @@
 """Bucket -> SQS -> here: an uploaded recipe archive is checked, checksummed and made usable;
-Glance data uploaded straight to S3 is hashed and its image activated."""
+Glance data uploaded straight to S3 is hashed and its image activated. Answered as a Lambda
+partial batch response: a message that fails comes back, then goes to the dead-letter queue."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from chalicelib.domain.ims import recipes
 
 
 def object_created(body: str) -> Iterable[tuple[str, str, str, str]]:
-    """(bucket, key, etag, sequencer) for each ObjectCreated record in an S3 notification."""
-    try:
-        message = safe_json.loads(body)
-    except safe_json.MalformedJSON:
-        return []
+    """(bucket, key, etag, sequencer) for each ObjectCreated record in an S3 notification; a
+    body that is not a JSON object raises (safe_json.MalformedJSON, TypeError)."""
+    message = safe_json.loads(body)
+    if not isinstance(message, dict):
+        raise TypeError(f"an S3 notification is a JSON object, not {type(message).__name__}")
     found = []
-    for record in message.get("Records", []) if isinstance(message, dict) else []:
+    for record in message.get("Records", []):
         if not str(record.get("eventName", "")).startswith("ObjectCreated"):
             continue
         s3 = record.get("s3", {})
@@ -31,26 +32,38 @@ def object_created(body: str) -> Iterable[tuple[str, str, str, str]]:
     return found
 
 
-def handle(bodies: Iterable[str], box: Container) -> list[dict[str, Any]]:
+def handle(messages: Iterable[tuple[str, str]], box: Container) -> dict[str, list[dict[str, str]]]:
+    """Handle a batch of (message id, body), each on its own. One that raises is logged and
+    reported in batchItemFailures; the others are acknowledged."""
+    log = observability.logger()
+    failures: list[dict[str, str]] = []
+    for message_id, body in messages:
+        try:
+            _handle_one(body, box)
+        except Exception as exc:
+            log.exception(
+                "upload event failed; it will be retried, then dead-lettered",
+                extra={"message_id": message_id, "body": body[:2000], "problem": repr(exc)},
+            )
+            failures.append({"itemIdentifier": message_id})
+    return {"batchItemFailures": failures}
+
+
+def _handle_one(body: str, box: Container) -> list[dict[str, Any]]:
     log = observability.logger()
     outcomes = []
-    for body in bodies:
-        for bucket, key, etag, sequencer in object_created(body):
-            if bucket != box.artifacts.bucket:
-                log.warning("upload event for a foreign bucket ignored", extra={"bucket": bucket})
-                continue
-            if direct.image_of(key):
-                outcome = direct.arrived(
-                    key, box.artifacts, etag, box.settings.glance_image_size_cap
-                )
-                log.info("direct upload", extra={"key": key, "outcome": outcome})
-                outcomes.append({"key": key, "image_id": direct.image_of(key), "outcome": outcome})
-                continue
-            recipe_id, outcome = recipes.archive_uploaded(
-                key, etag, box.artifacts, box.settings, sequencer
-            )
-            log.info(
-                "upload checked", extra={"key": key, "recipe_id": recipe_id, "outcome": outcome}
-            )
-            outcomes.append({"key": key, "recipe_id": recipe_id, "outcome": outcome})
+    for bucket, key, etag, sequencer in object_created(body):
+        if bucket != box.artifacts.bucket:
+            log.warning("upload event for a foreign bucket ignored", extra={"bucket": bucket})
+            continue
+        if direct.image_of(key):
+            outcome = direct.arrived(key, box.artifacts, etag, box.settings.glance_image_size_cap)
+            log.info("direct upload", extra={"key": key, "outcome": outcome})
+            outcomes.append({"key": key, "image_id": direct.image_of(key), "outcome": outcome})
+            continue
+        recipe_id, outcome = recipes.archive_uploaded(
+            key, etag, box.artifacts, box.settings, sequencer
+        )
+        log.info("upload checked", extra={"key": key, "recipe_id": recipe_id, "outcome": outcome})
+        outcomes.append({"key": key, "recipe_id": recipe_id, "outcome": outcome})
     return outcomes

@@ -18,6 +18,8 @@ class Provisioned:
     bucket: str
     state_machine_arn: str
     tables: list[str]
+    #: each dead-letter queue's URL by its name (``<queue>-dlq``)
+    dead_letter_urls: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def provision(region: str, table_prefix: str, bucket: str, timing: resources.Timing) -> Provisioned:
@@ -33,10 +35,17 @@ def provision(region: str, table_prefix: str, bucket: str, timing: resources.Tim
             dynamodb.create_table(**schema)
 
     queue_urls: dict[str, str] = {}
+    dead_letter_urls: dict[str, str] = {}
     for spec in resources.queues():
+        dead_letter = spec.dead_letter  # first: a redrive policy names an existing queue
+        dead_letter_urls[dead_letter.name] = sqs.create_queue(
+            QueueName=dead_letter.name, Attributes=dead_letter.attributes()
+        )["QueueUrl"]
+        dead_letter_arn = sqs.get_queue_attributes(
+            QueueUrl=dead_letter_urls[dead_letter.name], AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
         queue_urls[spec.name] = sqs.create_queue(
-            QueueName=spec.name,
-            Attributes={"VisibilityTimeout": str(spec.visibility_timeout)},
+            QueueName=spec.name, Attributes=spec.attributes(dead_letter_arn)
         )["QueueUrl"]
 
     _create_bucket(s3, bucket, region)
@@ -54,7 +63,13 @@ def provision(region: str, table_prefix: str, bucket: str, timing: resources.Tim
         resources.state_machine_substitutions(queue_urls, timing)
     )
     arn = _state_machine(sfn, definition)
-    return Provisioned(queue_urls=queue_urls, bucket=bucket, state_machine_arn=arn, tables=tables)
+    return Provisioned(
+        queue_urls=queue_urls,
+        bucket=bucket,
+        state_machine_arn=arn,
+        tables=tables,
+        dead_letter_urls=dead_letter_urls,
+    )
 
 
 def _create_bucket(s3: Any, bucket: str, region: str) -> None:
