@@ -27,6 +27,10 @@ from infra import resources
 from infra.local import dynamodb_limits, tokens
 from infra.local.provision import Provisioned, provision
 
+# tests/skip_policy.py: a run of the whole suite fails on any skip whose reason it does not
+# document; pytester runs that plugin's own tests (tests/test_skip_policy.py).
+pytest_plugins = ("pytester", "tests.skip_policy")
+
 # One botocore session for PynamoDB in the test process: its connections otherwise load the
 # DynamoDB service model again for every model class in every test (the tests are single-
 # threaded; the product keeps PynamoDB's own session per connection).

@@ -295,6 +295,7 @@ class LocalStack:
             "artifact_bucket": self.provisioned.bucket,
             "state_machine_arn": self.provisioned.state_machine_arn,
             "queues": self.provisioned.queue_urls,
+            "dead_letter_queues": self.provisioned.dead_letter_urls,
             "build_hosts": [f"local-{arch}" for arch in self.options.host_arches],
             "tokens": {
                 "admin": tokens.mint(private_pem, "demo", "admin"),

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from chalicelib.faces.glance import documents
-from tests.conftest import ROOT
+from tests import skip_policy
 
 jsonschema = pytest.importorskip("jsonschema")
 
-#: Glance's api-ref samples, next to this checkout (../shared relative to the repository root)
-SAMPLES = ROOT.parent / "shared" / "specs" / "glance-v2" / "samples"
+#: Glance's api-ref samples, in the published contracts (../shared/specs/ beside the repository)
+SAMPLES = skip_policy.published_contract("glance-v2", "samples")
 
 # An image as Glance's API shows it (modelled on the api-ref's image-show sample), with a
 # custom property from schema-image.json and a free-form extra property.
@@ -83,9 +83,7 @@ def test_sample_image_validates_and_bad_ones_do_not() -> None:
     jsonschema.Draft4Validator(documents.images_schema()).validate(images)
 
 
-@pytest.mark.skipif(
-    not SAMPLES.is_dir(), reason=f"skipped without {SAMPLES}: not next to this checkout"
-)
+@skip_policy.needs_published(SAMPLES)
 def test_api_ref_image_samples_validate() -> None:
     validator = jsonschema.Draft4Validator(documents.image_schema())
     for name in ("image-show-response.json", "image-create-response.json"):
