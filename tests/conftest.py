@@ -136,11 +136,16 @@ class Kiln:
             body=payload,
         )
 
-    def build_events(self, *messages: dict[str, Any]) -> None:
+    def build_events(self, *messages: dict[str, Any], failing: int = 0) -> None:
+        """Deliver the messages as one batch; exactly ``failing`` of them must be reported
+        failed (batchItemFailures: retried, then dead-lettered), so a test event that breaks
+        the protocol cannot pass unnoticed."""
         event = self.client.events.generate_sqs_event(
             queue_name=BUILD_EVENTS_QUEUE, message_bodies=[json.dumps(m) for m in messages]
         )
-        self.client.lambda_.invoke("on_build_event", event)
+        answer = self.client.lambda_.invoke("on_build_event", event).payload
+        failed = (answer or {}).get("batchItemFailures", [])
+        assert len(failed) == failing, f"{len(failed)} of the build events failed: {messages}"
 
     def upload_events(self, *bodies: str) -> None:
         event = self.client.events.generate_sqs_event(

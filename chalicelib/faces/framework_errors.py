@@ -16,18 +16,13 @@ from chalicelib.errors import (
     MethodNotAllowed,
     UnsupportedMediaType,
 )
-from chalicelib.faces.composer.errors import PREFIX as COMPOSER_PREFIX
-from chalicelib.faces.composer.routing import render_for as composer_render
-from chalicelib.faces.glance.routing import render_for as glance_render
-from chalicelib.faces.ims.routing import render_for as ims_render
+from chalicelib.faces.composer.routing import COMPOSER_FACE
+from chalicelib.faces.glance.routing import GLANCE_FACE
+from chalicelib.faces.ims.routing import IMS_FACE
+from chalicelib.faces.routing_core import INTERNAL_ERROR, Face
 
-Renderer = Callable[[DomainError, Any], Response]
-#: path prefix -> the face's renderer; the first match wins (Glance serves the root)
-FACES: tuple[tuple[str, Renderer], ...] = (
-    ("/apis/ims", ims_render),
-    (COMPOSER_PREFIX, composer_render),
-    ("/", glance_render),
-)
+#: the faces in the order their path prefixes are tried; the first match wins (Glance: the root)
+FACES: tuple[Face[Any], ...] = (IMS_FACE, COMPOSER_FACE, GLANCE_FACE)
 _ERRORS: dict[str, type[DomainError]] = {
     "MethodNotAllowedError": MethodNotAllowed,
     "UnsupportedMediaType": UnsupportedMediaType,
@@ -44,20 +39,21 @@ def middleware(request: Any, get_response: Callable[[Any], Response]) -> Respons
         return response
     error_class = _ERRORS.get(str(body["Code"]), DomainError)
     error = error_class(_detail(error_class, str(body["Message"]), str(request.method)))
-    rendered = renderer_for(str(request.path))(error, request)
+    rendered = face_for(str(request.path)).render_for(error, request)
     for name in _KEPT_HEADERS:
         if name in (response.headers or {}):
             rendered.headers[name] = response.headers[name]
     return rendered
 
 
-def renderer_for(path: str) -> Renderer:
-    return next(render for prefix, render in FACES if path.startswith(prefix))
+def face_for(path: str) -> Face[Any]:
+    """The face that owns a path."""
+    return next(face for face in FACES if path.startswith(face.path_prefix))
 
 
 def _detail(error_class: type[DomainError], message: str, method: str) -> str:
     if error_class is MethodNotAllowed:
         return f"The method {method} is not allowed for this resource."
     if error_class is DomainError:
-        return "An internal error occurred."
+        return INTERNAL_ERROR
     return message

@@ -194,12 +194,13 @@ def test_build_log_is_served_once_the_host_wrote_it(kiln: Kiln, ready) -> None:
     assert kiln.call("GET", f"{V3}/jobs/{job['id']}/log", tenant="other").status_code == 404
 
 
-def test_malformed_build_events_are_dropped_and_the_rest_handled(kiln: Kiln, ready) -> None:
+def test_a_malformed_build_event_fails_alone_and_the_rest_are_handled(kiln: Kiln, ready) -> None:
     recipe, key = ready
     job = kiln.call("POST", f"{V3}/jobs", job_body(recipe, key)).json_body
     kiln.build_events(
         {"type": "node_heartbeat"},  # no xname
         {"type": "progress", "job_id": job["id"], "status": "fetching_recipe"},
+        failing=1,
     )
     assert kiln.call("GET", f"{V3}/jobs/{job['id']}").json_body["status"] == "fetching_recipe"
 

@@ -1,56 +1,38 @@
-"""Registers a composer view with bearer auth, JSON bodies and registry errors."""
+"""Registers a composer view with bearer auth, JSON bodies and registry errors: the composer
+configuration of the shared route plumbing in faces/routing_core.py."""
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from chalice import Blueprint, Response
+from chalice.app import Request
 
-from chalicelib import observability, safe_json
-from chalicelib.auth import Principal, verify_bearer
-from chalicelib.container import container
+from chalicelib import observability
 from chalicelib.errors import DomainError, NoInput, UnsupportedMediaType
+from chalicelib.faces import routing_core
 from chalicelib.faces.composer import errors
 from chalicelib.faces.composer.errors import PREFIX
+from chalicelib.faces.routing_core import JsonBodies, View, ViewArguments
 
-View = Callable[..., Any]
 Query = dict[str, str]
-#: every content type reaches the view, so a wrong one gets a registry error, not the framework's
-CONTENT_TYPES = ["*/*"]
 JSON: dict[str, str | list[str]] = {"Content-Type": "application/json"}
+
+_BODIES = JsonBodies(
+    NoInput,
+    malformed="the body is not valid JSON: {reason}",
+    missing="the request has no body; send a JSON compose request",
+)
 
 
 def composer_route(
     bp: Blueprint, suffix: str, methods: list[str], status: int = 200
 ) -> Callable[[View], View]:
     """``view(principal, request_body, query, **path_params)`` returns a JSON-able body."""
-
-    def register(view: View) -> View:
-        @functools.wraps(view)
-        def handle(**params: str) -> Response:
-            request = bp.current_request
-            operation_id = _operation_id(request)
-            observability.correlate(operation_id)
-            try:
-                principal = _principal(request)
-                body = _body(request)
-                query = {k: v for k, v in (request.query_params or {}).items()}
-                result = view(principal, body, query, **params)
-            except DomainError as error:
-                return render_error(error, operation_id)
-            except Exception:  # never a bare stack trace: clients get a registry error
-                observability.logger().exception("unhandled error")
-                return render_error(DomainError("an internal error occurred"), operation_id)
-            return Response(body=json.dumps(result), status_code=status, headers=JSON)
-
-        bp.route(PREFIX + suffix, methods=methods, content_types=CONTENT_TYPES)(handle)
-        return view
-
-    return register
+    return routing_core.route(COMPOSER_FACE, bp, [PREFIX + suffix], methods, status=status)
 
 
 def render_error(error: DomainError, operation_id: str) -> Response:
@@ -68,27 +50,42 @@ def render_error(error: DomainError, operation_id: str) -> Response:
 
 def render_for(error: DomainError, request: Any) -> Response:
     """A registry error for an error raised outside a view (the framework's own answers)."""
-    return render_error(error, _operation_id(request))
+    return COMPOSER_FACE.render_for(error, request)
 
 
-def _operation_id(request: Any) -> str:
+def _operation_id(request: Request) -> str:
     context = request.context or {}
     return str(context.get("requestId") or uuid.uuid4().hex)
 
 
-def _principal(request: Any) -> Principal:
-    return verify_bearer(request.headers.get("authorization"), container().settings)
+def _inputs(request: Request) -> ViewArguments:
+    body = _body(request)
+    query: Query = dict(routing_core.query_pairs(request))  # a repeated name: its last value
+    return ViewArguments((body, query))
 
 
-def _body(request: Any) -> Any:
+def _body(request: Request) -> Any:
     if request.method != "POST":
         return None
     kind = (request.headers.get("content-type") or "application/json").split(";")[0].strip()
     if kind.lower() != "application/json":
         raise UnsupportedMediaType(f"send the body as application/json, not {kind}")
-    if not request.raw_body:
-        raise NoInput("the request has no body; send a JSON compose request")
-    try:
-        return safe_json.loads(request.raw_body)
-    except safe_json.MalformedJSON as exc:
-        raise NoInput(f"the body is not valid JSON: {exc}") from exc
+    return _BODIES.parse(request.raw_body)
+
+
+def _respond(result: Any, status: int) -> Response:
+    return Response(body=json.dumps(result), status_code=status, headers=dict(JSON))
+
+
+COMPOSER_FACE: routing_core.Face[str] = routing_core.Face(
+    name="composer",
+    path_prefix=PREFIX,
+    # every content type reaches the view: a wrong one gets a registry error, not the framework's
+    content_types=("*/*",),
+    principal_of=routing_core.bearer_principal,
+    inputs=_inputs,
+    respond=_respond,
+    error_context=_operation_id,
+    render=render_error,
+    start=observability.correlate,  # every log line of the call carries the operation id
+)

@@ -1,25 +1,29 @@
 """Registers a Glance view: X-Auth-Token (or a bearer token) checked, JSON in and out, and
-Glance's error bodies for every DomainError."""
+Glance's error bodies for every DomainError — the Glance configuration of the shared route
+plumbing in faces/routing_core.py."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalice import Blueprint, Response
+from chalice.app import Request
 
-from chalicelib import observability, safe_json
 from chalicelib.auth import Principal, verify_bearer
 from chalicelib.container import container
 from chalicelib.errors import BadRequest, DomainError
+from chalicelib.faces import routing_core
 from chalicelib.faces.glance.errors import render
+from chalicelib.faces.routing_core import BODY_METHODS, JsonBodies, View, ViewArguments
 
-View = Callable[..., Any]
-#: every content type reaches the view, so a wrong one gets Glance's error, not the framework's
-CONTENT_TYPES = ["*/*"]
+_BODIES = JsonBodies(
+    BadRequest,
+    malformed="Malformed JSON in request body: {reason}",
+    missing="The request has no body; send a JSON document.",
+)
 
 
 @dataclasses.dataclass
@@ -32,25 +36,17 @@ class GlanceCall:
 
     @property
     def query_lists(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for name, value in self.query:
-            out.setdefault(name, []).append(value)
-        return out
+        return routing_core.grouped(self.query)
 
     @property
     def media_type(self) -> str:
         return (self.headers.get("content-type") or "").split(";")[0].strip().lower()
 
     def json(self) -> Any:
-        if not self.raw_body:
-            raise BadRequest("The request has no body; send a JSON document.")
-        try:
-            return safe_json.loads(self.raw_body)
-        except safe_json.MalformedJSON as exc:
-            raise BadRequest(f"Malformed JSON in request body: {exc}") from exc
+        return _BODIES.parse(self.raw_body)
 
 
-def principal_of(headers: dict[str, str]) -> Principal:
+def principal_of(headers: Mapping[str, str]) -> Principal:
     """OpenStack clients send the token as X-Auth-Token; a bearer header works as well."""
     token = headers.get("x-auth-token")
     header = f"Bearer {token}" if token else headers.get("authorization")
@@ -73,41 +69,42 @@ def glance_route(
     bp: Blueprint, path: str, methods: list[str], status: int = 200, public: bool = False
 ) -> Callable[[View], View]:
     """``view(principal, call, **path_params)`` returns a JSON-able body or a Response."""
-
-    def register(view: View) -> View:
-        @functools.wraps(view)
-        def handle(**params: str) -> Response:
-            request = bp.current_request
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            try:
-                principal = None if public else principal_of(headers)
-                call = GlanceCall(headers, _query(request), _raw(request))
-                return respond(view(principal, call, **params), status)
-            except DomainError as error:
-                return render(error, headers.get("accept"))
-            except Exception:  # never a bare stack trace
-                observability.logger().exception("unhandled error")
-                return render(DomainError("internal error"), headers.get("accept"))
-
-        bp.route(path, methods=methods, content_types=CONTENT_TYPES)(handle)
-        return view
-
-    return register
+    return routing_core.route(GLANCE_FACE, bp, [path], methods, status=status, public=public)
 
 
 def render_for(error: DomainError, request: Any) -> Response:
     """Glance's error body for an error raised outside a view (the framework's own answers)."""
-    return render(error, (request.headers or {}).get("accept"))
+    return GLANCE_FACE.render_for(error, request)
 
 
-def _query(request: Any) -> list[tuple[str, str]]:
-    found = request.query_params
-    if not found:
-        return []
-    return [(name, value) for name in found for value in found.getlist(name)]
+def _principal(request: Request) -> Principal:
+    return principal_of(request.headers)
 
 
-def _raw(request: Any) -> bytes:
-    if request.method not in ("POST", "PATCH", "PUT"):
+def _accept(request: Request) -> str | None:
+    return request.headers.get("accept")
+
+
+def _call(request: Request) -> ViewArguments:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    return ViewArguments((GlanceCall(headers, routing_core.query_pairs(request), _raw(request)),))
+
+
+def _raw(request: Request) -> bytes:
+    if request.method not in BODY_METHODS:
         return b""
-    return bytes(request.raw_body or b"")
+    raw = request.raw_body or b""
+    return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+
+
+GLANCE_FACE: routing_core.Face[str | None] = routing_core.Face(
+    name="glance",
+    path_prefix="/",  # Glance serves the root: it owns every path no other face does
+    # every content type reaches the view, so a wrong one gets Glance's error, not the framework's
+    content_types=("*/*",),
+    principal_of=_principal,
+    inputs=_call,
+    respond=respond,
+    error_context=_accept,
+    render=render,
+)

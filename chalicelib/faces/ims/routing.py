@@ -1,19 +1,19 @@
-"""Registers an IMS view under every prefix IMS serves, with auth and ProblemDetails errors."""
+"""Registers an IMS view under every prefix IMS serves, with auth and ProblemDetails errors: the
+IMS configuration of the shared route plumbing in faces/routing_core.py."""
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from chalice import Blueprint, Response
+from chalice.app import Request
 
-from chalicelib import observability, safe_json
-from chalicelib.auth import Principal, verify_bearer
-from chalicelib.container import container
 from chalicelib.errors import DomainError, Invalid, NoInput
+from chalicelib.faces import routing_core
 from chalicelib.faces.ims.errors import problem
+from chalicelib.faces.routing_core import BODY_METHODS, JsonBodies, View, ViewArguments
 
 V3 = "/apis/ims/v3"
 #: the unversioned legacy API (its DELETEs are hard deletes), and its upstream spelling /v2
@@ -22,7 +22,7 @@ ALL_PREFIXES = (V3, *LEGACY)
 V3_AND_LEGACY = (V3, "/apis/ims")
 Query = dict[str, list[str]]
 
-View = Callable[..., Any]
+_BODIES = JsonBodies(NoInput, malformed="the request body is not valid JSON: {reason}")
 
 
 def ims_route(
@@ -36,55 +36,16 @@ def ims_route(
 ) -> Callable[[View], View]:
     """``view(principal, body, **path_params)`` returns a JSON-able body or a Response.
     With ``query``, the view also gets ``query``: each query parameter's values."""
-
-    def register(view: View) -> View:
-        @functools.wraps(view)
-        def handle(**params: str) -> Response:
-            request = bp.current_request
-            try:
-                principal = None if public else _principal(request)
-                extra: dict[str, Any] = {"query": _query(request)} if query else {}
-                result = view(principal, _body(request), **params, **extra)
-            except DomainError as error:
-                return problem(error, _instance(request))
-            except Exception:  # never a bare stack trace: IMS clients get ProblemDetails
-                observability.logger().exception("unhandled error")
-                return problem(DomainError("An internal error occurred."), _instance(request))
-            if isinstance(result, Response):
-                return result
-            if status == 204:
-                return Response(body="", status_code=204)
-            if isinstance(result, str):
-                result = json.dumps(result)
-            return Response(
-                body=result, status_code=status, headers={"Content-Type": "application/json"}
-            )
-
-        for prefix in prefixes:
-            bp.route(prefix + suffix, methods=methods, content_types=_CONTENT_TYPES)(handle)
-        return view
-
-    return register
-
-
-_CONTENT_TYPES = ["application/json", "application/merge-patch+json"]
+    paths = [prefix + suffix for prefix in prefixes]
+    inputs = _body_and_query if query else _body
+    return routing_core.route(
+        IMS_FACE, bp, paths, methods, status=status, public=public, inputs=inputs
+    )
 
 
 def render_for(error: DomainError, request: Any) -> Response:
     """ProblemDetails for an error raised outside a view (the framework's own answers)."""
-    return problem(error, _instance(request))
-
-
-def _instance(request: Any) -> str:
-    """The path as requested (request.path is the route template, e.g. /jobs/{job_id})."""
-    return str((request.context or {}).get("path") or request.path)
-
-
-def _query(request: Any) -> Query:
-    found = request.query_params
-    if not found:
-        return {}
-    return {name: list(found.getlist(name)) for name in found}
+    return IMS_FACE.render_for(error, request)
 
 
 def flag(query: Query, name: str, default: bool) -> bool:
@@ -98,16 +59,41 @@ def flag(query: Query, name: str, default: bool) -> bool:
     return value in ("true", "1", "yes")
 
 
-def _principal(request: Any) -> Principal:
-    return verify_bearer(request.headers.get("authorization"), container().settings)
+def _instance(request: Request) -> str:
+    """The path as requested (request.path is the route template, e.g. /jobs/{job_id})."""
+    return str((request.context or {}).get("path") or request.path)
 
 
-def _body(request: Any) -> Any:
-    if request.method not in ("POST", "PATCH", "PUT"):
+def _read_body(request: Request) -> Any:
+    if request.method not in BODY_METHODS:
         return None
-    if not request.raw_body:
-        return None
-    try:
-        return safe_json.loads(request.raw_body)
-    except safe_json.MalformedJSON as exc:
-        raise NoInput(f"the request body is not valid JSON: {exc}") from exc
+    return _BODIES.parse(request.raw_body)
+
+
+def _body(request: Request) -> ViewArguments:
+    return ViewArguments((_read_body(request),))
+
+
+def _body_and_query(request: Request) -> ViewArguments:
+    query = routing_core.grouped(routing_core.query_pairs(request))
+    return ViewArguments((_read_body(request),), {"query": query})
+
+
+def _respond(result: Any, status: int) -> Response:
+    if status == 204:
+        return Response(body="", status_code=204)
+    if isinstance(result, str):
+        result = json.dumps(result)
+    return Response(body=result, status_code=status, headers={"Content-Type": "application/json"})
+
+
+IMS_FACE: routing_core.Face[str] = routing_core.Face(
+    name="ims",
+    path_prefix="/apis/ims",
+    content_types=("application/json", "application/merge-patch+json"),
+    principal_of=routing_core.bearer_principal,
+    inputs=_body,
+    respond=_respond,
+    error_context=_instance,
+    render=problem,
+)
