@@ -12,6 +12,7 @@ from chalicelib import observability, safe_json
 from chalicelib.container import Container
 from chalicelib.domain.glance import direct
 from chalicelib.domain.ims import recipes
+from chalicelib.handlers.batches import BatchResponse, answer
 
 
 def object_created(body: str) -> Iterable[tuple[str, str, str, str]]:
@@ -32,21 +33,9 @@ def object_created(body: str) -> Iterable[tuple[str, str, str, str]]:
     return found
 
 
-def handle(messages: Iterable[tuple[str, str]], box: Container) -> dict[str, list[dict[str, str]]]:
-    """Handle a batch of (message id, body), each on its own. One that raises is logged and
-    reported in batchItemFailures; the others are acknowledged."""
-    log = observability.logger()
-    failures: list[dict[str, str]] = []
-    for message_id, body in messages:
-        try:
-            _handle_one(body, box)
-        except Exception as exc:
-            log.exception(
-                "upload event failed; it will be retried, then dead-lettered",
-                extra={"message_id": message_id, "body": body[:2000], "problem": repr(exc)},
-            )
-            failures.append({"itemIdentifier": message_id})
-    return {"batchItemFailures": failures}
+def handle(messages: Iterable[tuple[str, str]], box: Container) -> BatchResponse:
+    """Each (message id, body) on its own (chalicelib/handlers/batches.py)."""
+    return answer(messages, lambda body: _handle_one(body, box), "upload event")
 
 
 def _handle_one(body: str, box: Container) -> list[dict[str, Any]]:

@@ -33,6 +33,17 @@ def _jobs(served: Served, ids: list[str]) -> dict[str, dict[str, Any]]:
     return {job_id: served.call("GET", f"{V3}/jobs/{job_id}").json() for job_id in ids}
 
 
+def _job_body(served: Served) -> dict[str, Any]:
+    """A create job on a ready kiln-noop recipe of tenant demo."""
+    recipe, key = ready_recipe(served.kiln), public_key(served.kiln)
+    return {
+        "job_type": "create",
+        "artifact_id": recipe["id"],
+        "public_key_id": key["id"],
+        "image_root_archive_name": "x",
+    }
+
+
 def _succeed(served: Served, job_id: str) -> None:
     served.kiln.build_events(
         {
@@ -47,13 +58,7 @@ def _succeed(served: Served, job_id: str) -> None:
 def test_ten_concurrent_creates_share_one_slot_in_turn(served: Served) -> None:
     kiln = served.kiln
     kiln.register_host()  # one node; its heartbeat names no slots: one
-    recipe, key = ready_recipe(kiln), public_key(kiln)
-    body = {
-        "job_type": "create",
-        "artifact_id": recipe["id"],
-        "public_key_id": key["id"],
-        "image_root_archive_name": "x",
-    }
+    body = _job_body(served)
     with ThreadPoolExecutor(max_workers=10) as pool:
         responses = list(pool.map(lambda _: served.call("POST", f"{V3}/jobs", body), range(10)))
     assert [r.status_code for r in responses] == [201] * 10, [r.text for r in responses]
@@ -84,13 +89,7 @@ def test_ten_concurrent_creates_share_one_slot_in_turn(served: Served) -> None:
 def test_a_cancelled_job_gives_its_slot_to_the_next(served: Served) -> None:
     kiln = served.kiln
     kiln.register_host()
-    recipe, key = ready_recipe(kiln), public_key(kiln)
-    body = {
-        "job_type": "create",
-        "artifact_id": recipe["id"],
-        "public_key_id": key["id"],
-        "image_root_archive_name": "x",
-    }
+    body = _job_body(served)
     first = served.call("POST", f"{V3}/jobs", body).json()["id"]
     second = served.call("POST", f"{V3}/jobs", body).json()["id"]
     assert _executions(served) == [first]
