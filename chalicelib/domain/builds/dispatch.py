@@ -105,12 +105,15 @@ def dispatch_waiting(ports: Ports, now: float | None = None) -> list[str]:
     now = now or time.time()
     settings = ports.settings
     registered = build_nodes.registered()  # read once per pass
+    full: set[tuple[str, ...]] = set()  # node sets with no free slot left in this pass
     outcomes = []
     for job in list(JobModel.by_awaiting_node.query(KIND)):
         nodes = _serving(job, settings, registered)
         if nodes:
-            slot = capacity.reserve(job.id, nodes)
+            serving = tuple(sorted(node.xname for node in nodes))
+            slot = None if serving in full else capacity.reserve(job.id, nodes)
             if slot is None:
+                full.add(serving)
                 continue
             try:
                 claimed = update(job.id, lambda j, s=slot: _claim(j, s))  # type: ignore[misc]
