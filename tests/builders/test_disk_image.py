@@ -134,7 +134,9 @@ def test_vmdk_cid_is_fixed_whatever_length_qemu_img_wrote(tmp_path: Path, writte
     start = data.index(b"# Disk DescriptorFile")
     end = data.index(b"\0", start)
     text = re.sub(rb"\nCID=[0-9a-f]+\n", f"\nCID={written}\n".encode(), bytes(data[start:end]))
-    data[start:end] = text.ljust(end - start, b"\0")
+    room = max(len(text), end - start)  # a longer CID than qemu-img's takes descriptor padding
+    assert not any(data[end : start + room]), "the descriptor has no padding to grow into"
+    data[start : start + room] = text.ljust(room, b"\0")
     vmdk.write_bytes(bytes(data))
 
     disks._set_vmdk_cid(vmdk, "6e928e6e")
