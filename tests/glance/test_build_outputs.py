@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 
 import boto3
+import pytest
 
 from tests.conftest import Kiln
 from tests.glance.conftest import Glance
 from tests.ims.helpers import V3, create_job, public_key, put_object, ready_recipe
 
 ROOTFS = "application/vnd.cray.image.rootfs.squashfs"
+QCOW2 = "application/vnd.kiln.image.disk.qcow2"
 
 
 def built_job(kiln: Kiln, tenant: str, artifacts: list[dict]) -> dict:
@@ -81,3 +83,42 @@ def test_a_job_without_an_image_artifact_registers_nothing(glance: Glance) -> No
     built_job(glance.kiln, "alpha", [{"key": "x/log", "type": "text/plain"}])
     assert glance.call("GET", "/v2/images").json_body["images"] == []
     assert glance.run_imports() == 0
+
+
+def test_a_glance_registration_that_failed_is_done_when_the_result_comes_back(
+    glance: Glance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import queue refuses once: the result is reported failed (SQS delivers it again),
+    and the redelivery puts the image in Glance, then hashes it."""
+    from chalicelib.adapters.work_queue import WorkQueue
+
+    kiln = glance.kiln
+    put_object(kiln, "images/b3/disk.qcow2", b"qcow2-bytes")
+    kiln.register_host()
+    recipe, key = ready_recipe(kiln, "alpha"), public_key(kiln, "alpha")
+    job = create_job(kiln, recipe["id"], key["id"], "alpha").json_body
+    result = {
+        "type": "result",
+        "outcome": "success",
+        "job_id": job["id"],
+        "output": {
+            "manifest": {"etag": "e"},
+            "artifacts": [{"key": "images/b3/disk.qcow2", "type": QCOW2}],
+        },
+    }
+    original = WorkQueue.send
+    with monkeypatch.context() as patch:
+
+        def refuse(self: WorkQueue, body: dict) -> None:
+            raise RuntimeError("SQS is unreachable")
+
+        patch.setattr(WorkQueue, "send", refuse)
+        kiln.build_events(result, failing=1)
+    assert WorkQueue.send is original
+    assert kiln.call("GET", f"{V3}/jobs/{job['id']}", tenant="alpha").json_body["status"] == (
+        "success"
+    )
+    kiln.build_events(result)  # SQS delivers it again
+    assert glance.run_imports() == 1
+    (image,) = glance.call("GET", "/v2/images", tenant="alpha").json_body["images"]
+    assert image["status"] == "active" and image["kiln_job_id"] == job["id"]

@@ -9,7 +9,8 @@ A kind supplies:
   ``success`` (e.g. IMS records the image); returns changes to the job's payload;
   idempotent, since a result may be replayed;
 - ``announce_success``: what follows once the job shows ``success`` (e.g. the image appears
-  in Glance too); returns a line for the log;
+  in Glance too); returns a line for the log; idempotent, since it runs again whenever the
+  result is replayed (a replay is how a failed announcement is retried);
 - ``failed`` and ``progressed``: what follows a failure or a step (nothing, by default).
 """
 

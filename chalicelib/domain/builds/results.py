@@ -51,9 +51,11 @@ def succeeded(job_id: str, output: BuildOutput, ports: Ports) -> str:
     job = records.find(JobModel, job_id)
     if job is None:
         return "ignored: no such job"
+    kind = job_kinds.kind(job.job_kind)
+    if job.status == "success":  # a replay, maybe after what follows success failed: again
+        return f"unchanged: already success; {kind.announce_success(job, ports)}"
     if job.status in JOB_TERMINAL:
         return f"unchanged: already {job.status}"
-    kind = job_kinds.kind(job.job_kind)
     payload_changes = kind.record_success(job, output, ports)
     ended = finish(
         job_id,

@@ -5,6 +5,7 @@ import worker hashes it where it lies and activates the record."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -13,8 +14,9 @@ from chalicelib.adapters import records
 from chalicelib.adapters.glance_models import IN_FLIGHT, GlanceImageModel
 from chalicelib.adapters.models import JobModel
 from chalicelib.adapters.work_queue import WorkQueue
+from chalicelib.domain.glance import access
 from chalicelib.domain.glance.access import now
-from chalicelib.errors import Conflict
+from chalicelib.errors import Conflict, Gone
 from chalicelib.host_protocol import MediaType
 
 #: artifact type -> Glance disk_format, in order of preference (a disk over a root squashfs)
@@ -76,7 +78,25 @@ def register(job: JobModel, name: str, source: dict[str, str], queue: WorkQueue)
     )
     try:
         records.save_new(image, GlanceImageModel.id, "registered")
-    except Conflict:
-        return "glance image already registered"
-    queue.send({"image_id": image_id, "task": task["id"]})
+    except Conflict:  # a replayed result: its hashing may never have been queued
+        existing = records.find(GlanceImageModel, image_id)
+        pending = existing.import_task if existing and existing.status == "importing" else None
+        if not pending or pending.get("queued"):
+            return "glance image already registered"
+        task = dict(pending)
+    _queue_hashing(image_id, task, queue)
     return f"glance image {image_id}"
+
+
+def _queue_hashing(image_id: str, task: dict[str, Any], queue: WorkQueue) -> None:
+    """Send the import worker its message, then note on the task that it went (a replay of the
+    result sends it again until then; the worker ignores a message for a finished import)."""
+    queue.send({"image_id": image_id, "task": task["id"]})
+
+    def sent(image: GlanceImageModel) -> None:
+        current = image.import_task
+        if image.status == "importing" and current and current.get("id") == task["id"]:
+            image.import_task = {**current, "queued": True}
+
+    with contextlib.suppress(Gone):
+        access.change(image_id, sent)
