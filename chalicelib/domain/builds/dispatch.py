@@ -11,6 +11,7 @@ node serves at all ends in ``error`` (NoBuildNode) once it has waited
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -43,7 +44,9 @@ def needs(job: JobModel) -> str:
     return f"recipe type '{job.recipe_type}' for arch '{job.arch}'"
 
 
-def _serving(job: JobModel, settings: Settings, nodes: list[BuildNodeModel] | None = None) -> Any:
+def _serving(
+    job: JobModel, settings: Settings, nodes: list[BuildNodeModel] | None = None
+) -> list[BuildNodeModel]:
     return build_nodes.serving(
         job.arch, job.job_type, job.recipe_type or "", settings.node_fresh_seconds, nodes=nodes
     )
@@ -116,7 +119,7 @@ def dispatch_waiting(ports: Ports, now: float | None = None) -> list[str]:
                 full.add(serving)
                 continue
             try:
-                claimed = update(job.id, lambda j, s=slot: _claim(j, s))  # type: ignore[misc]
+                claimed = update(job.id, functools.partial(_claim, slot=slot))
             except AlreadyClaimed:
                 capacity.release(slot, job.id)
                 continue
