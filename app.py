@@ -17,7 +17,8 @@ from chalicelib.faces.glance import discovery as glance_discovery
 from chalicelib.faces.glance import images as glance_images
 from chalicelib.faces.glance import members as glance_members
 from chalicelib.faces.ims import build_nodes, images, jobs, public_keys, recipes, service
-from chalicelib.handlers import build_events, cleanup, glance_imports, upload_events
+from chalicelib.handlers import batches, build_events, cleanup, glance_imports, upload_events
+from chalicelib.handlers.batches import BatchResponse
 
 app = Chalice(app_name="kiln", configure_logs=False)  # Powertools logs as "kiln"
 app.register_middleware(observability.middleware, "all")
@@ -33,13 +34,13 @@ streaming_routes = glance_data.STREAMING_ROUTES
 
 
 @app.on_sqs_message(queue=UPLOAD_EVENTS_QUEUE, batch_size=10)
-def on_upload_event(event: Any) -> dict[str, list[dict[str, str]]]:
-    return upload_events.handle(((r.to_dict()["messageId"], r.body) for r in event), container())
+def on_upload_event(event: Any) -> BatchResponse:
+    return upload_events.handle(batches.messages(event), container())
 
 
 @app.on_sqs_message(queue=BUILD_EVENTS_QUEUE, batch_size=10)
-def on_build_event(event: Any) -> dict[str, list[dict[str, str]]]:
-    return build_events.handle(((r.to_dict()["messageId"], r.body) for r in event), container())
+def on_build_event(event: Any) -> BatchResponse:
+    return build_events.handle(batches.messages(event), container())
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
@@ -48,5 +49,5 @@ def on_cleanup_schedule(event: Any) -> dict[str, list[str]]:
 
 
 @app.on_sqs_message(queue=GLANCE_IMPORTS_QUEUE, batch_size=1)
-def on_glance_import(event: Any) -> dict[str, list[dict[str, str]]]:
-    return glance_imports.handle(((r.to_dict()["messageId"], r.body) for r in event), container())
+def on_glance_import(event: Any) -> BatchResponse:
+    return glance_imports.handle(batches.messages(event), container())

@@ -5,13 +5,18 @@ cleanup schedule reports). The others are acknowledged. Nothing is dropped."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from chalicelib import observability
 
 #: {"batchItemFailures": [{"itemIdentifier": <messageId>}]}: the messages SQS is to deliver again
 BatchResponse = dict[str, list[dict[str, str]]]
+
+
+def messages(event: Iterable[Any]) -> Iterator[tuple[str, str]]:
+    """(message id, body) of each record of a Chalice SQS event."""
+    return ((record.to_dict()["messageId"], record.body) for record in event)
 
 
 def answer(
