@@ -153,6 +153,9 @@ class JobMessage:
     user_wait_seconds: int = 3600
     source_image: dict[str, Any] | None = None  # customize: {image_id, manifest_key, artifacts}
     upload: dict[str, Any] | None = None  # {"type", "options"}
+    # a Cachito request (job type "cachito"): repo, ref, pkg_managers, packages, flags,
+    # dependency_replacements, options, limits, cache_prefix (builders/cachito/run.py)
+    source_request: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body = dataclasses.asdict(self)
@@ -177,6 +180,7 @@ class Progress:
     time: float | None = None  # when the host took the step (epoch seconds)
     ssh_containers: list[dict[str, Any]] | None = None
     upload_status: dict[str, Any] | None = None
+    reason: str | None = None  # what the step is doing, in words (a Cachito state_reason)
     type: str = "progress"
     protocol: int = PROTOCOL_VERSION
 

@@ -39,8 +39,8 @@ class AlreadyClaimed(Exception):
 
 
 def needs(job: JobModel) -> str:
-    if job.job_type == "customize":
-        return f"customize jobs for arch '{job.arch}'"
+    if job.job_type != "create":
+        return f"{job.job_type} jobs for arch '{job.arch}'"
     return f"recipe type '{job.recipe_type}' for arch '{job.arch}'"
 
 

@@ -133,8 +133,8 @@ def status(node: BuildNodeModel, fresh_seconds: int) -> str:
 def serves(node: BuildNodeModel, arch: str, job_type: str, recipe_type: str) -> bool:
     if node.arch != arch:
         return False
-    if job_type == "customize":
-        return "customize" in node.job_types
+    if job_type != "create":  # customize, cachito: the host lists the job types it runs
+        return job_type in node.job_types
     return recipe_type in node.recipe_types
 
 
@@ -168,6 +168,6 @@ def capabilities(fresh_seconds: int, now: float | None = None) -> list[str]:
         f"{node.arch}/{kind}"
         for node in registered()
         if node.accepting and healthy(node, fresh_seconds, now)
-        for kind in [*node.recipe_types, *(t for t in node.job_types if t == "customize")]
+        for kind in [*node.recipe_types, *(t for t in node.job_types if t != "create")]
     }
     return sorted(pairs)
