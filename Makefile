@@ -55,6 +55,7 @@ bench: install
 	$(PY) bench/front.py
 	$(PY) bench/archive_bombs.py
 	$(PY) bench/chaos.py
+	$(PY) bench/cachito.py
 
 clean:
 	rm -rf $(VENV) .kiln .pytest_cache .mypy_cache .ruff_cache

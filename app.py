@@ -9,6 +9,7 @@ from chalice import Chalice, Rate
 from chalicelib import observability
 from chalicelib.config import BUILD_EVENTS_QUEUE, GLANCE_IMPORTS_QUEUE, UPLOAD_EVENTS_QUEUE
 from chalicelib.container import container
+from chalicelib.faces import cachito as cachito_face
 from chalicelib.faces import framework_errors
 from chalicelib.faces.composer import composes as composer_composes
 from chalicelib.faces.composer import service as composer_service
@@ -29,8 +30,10 @@ for face in (composer_composes, composer_service):
     app.register_blueprint(face.bp)
 for face in (glance_discovery, glance_images, glance_members, glance_data):
     app.register_blueprint(face.bp)
-#: Glance's data routes as the local front streams them (same domain calls as the routes above)
-streaming_routes = glance_data.STREAMING_ROUTES
+cachito_face.register(app)
+#: Glance's data routes and Cachito's download as the local front streams them (same domain calls
+#: as the routes above)
+streaming_routes = glance_data.STREAMING_ROUTES + cachito_face.STREAMING_ROUTES
 
 
 @app.on_sqs_message(queue=UPLOAD_EVENTS_QUEUE, batch_size=10)

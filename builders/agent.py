@@ -24,6 +24,7 @@ from aws_lambda_powertools import Logger
 from builders import customize, ssh_session, uploads
 from builders.backends import available_backends
 from builders.backends.base import BuildError
+from builders.cachito import run as cachito_run
 from builders.control import Control
 from builders.customize import CustomizeRun
 from builders.host_config import HostConfig
@@ -38,7 +39,11 @@ from chalicelib.host_protocol import (
     ProtocolMismatch,
 )
 
-RUNS: dict[str, type[JobRun]] = {"create": CreateRun, "customize": CustomizeRun}
+RUNS: dict[str, type[JobRun]] = {
+    "create": CreateRun,
+    "customize": CustomizeRun,
+    "cachito": cachito_run.CachitoRun,
+}
 
 # What SendTaskHeartbeat answers for a token whose task is over: TaskTimedOut (a missed
 # heartbeat, the job timeout, a stopped or ended execution), TaskDoesNotExist, InvalidToken (a
@@ -121,7 +126,11 @@ class Agent:
             if not b.unavailable_reason(config.arch)
             for t in b.recipe_types
         )
-        self.job_types = ["create"] + ([] if customize.unavailable_reason() else ["customize"])
+        self.job_types = (
+            ["create"]
+            + ([] if customize.unavailable_reason() else ["customize"])
+            + ([] if cachito_run.unavailable_reason() else ["cachito"])
+        )
 
     def stop(self, *_: Any) -> None:
         self.log.info("stop requested: taking no new work")

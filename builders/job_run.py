@@ -162,10 +162,12 @@ class JobRun:
         status: str,
         ssh_containers: list[dict[str, Any]] | None = None,
         upload_status: dict[str, Any] | None = None,
+        reason: str | None = None,
     ) -> None:
+        """Report a step (``reason``: what it is doing, in words; a Cachito state_reason)."""
         self.check_interrupted()
-        self.log(f"== {status}")
-        self._reporter.progress(self.job_id, status, ssh_containers, upload_status)
+        self.log(f"== {status}: {reason}" if reason else f"== {status}")
+        self._reporter.progress(self.job_id, status, ssh_containers, upload_status, reason)
 
     # -- SSH sessions (customize, enable_debug) ------------------------------------------------
     def ssh_container(self, default_name: str) -> dict[str, Any]:

@@ -57,10 +57,12 @@ class Reporter:
         status: str,
         ssh_containers: list[dict[str, Any]] | None = None,
         upload_status: dict[str, Any] | None = None,
+        reason: str | None = None,
     ) -> None:
         """A job's step; with an SSH session, its containers (name, jail, status,
         connection_info) as IMS shows them on the job; while uploading, the upload's status
-        ({"type", "status": "running", "options": {}})."""
+        ({"type", "status": "running", "options": {}}); ``reason``: what the step is doing
+        (a Cachito request's in_progress state_reason)."""
         self.event(
             Progress(
                 job_id=job_id,
@@ -69,6 +71,7 @@ class Reporter:
                 time=time.time(),
                 ssh_containers=ssh_containers,
                 upload_status=upload_status,
+                reason=reason,
             )
         )
 

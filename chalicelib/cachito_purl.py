@@ -36,24 +36,32 @@ def _host_and_path(repo_url: str) -> tuple[str, str]:
 
 def vcs_purl(name: str, repo_url: str, ref: str, subpath: str | None = None) -> str:
     """A package from a git repository at a commit: ``pkg:github/ns/repo@ref`` on github.com,
-    ``pkg:bitbucket/...`` on bitbucket.org, else ``pkg:generic/<name>?vcs_url=<enc(url@ref)>``;
-    ``#<subpath>`` for a package below the repository's root."""
+    ``pkg:bitbucket/...`` on bitbucket.org, else ``pkg:generic/<name>?vcs_url=<enc(url@ref)>``
+    (the name unescaped, as Cachito has it); ``#<subpath>`` for a package below the
+    repository's root. ``repo_url`` may carry pip's ``git+`` prefix."""
     host, path = _host_and_path(repo_url)
     kind = _HOST_TYPES.get(host)
     if kind and "/" in path:
         namespace, repo = path.rsplit("/", 1)
         purl = f"pkg:{kind}/{namespace.lower()}/{repo.lower()}@{ref}"
     else:
-        vcs_url = f"{repo_url.rstrip('/')}@{ref}"
-        purl = f"pkg:generic/{enc(name)}?vcs_url={enc(vcs_url)}"
+        # Cachito puts the name in as it is and the URL without a pip-style "git+" prefix
+        url = repo_url.strip().rstrip("/")
+        url = url[4:] if url.startswith("git+") else url
+        purl = f"pkg:generic/{name}?vcs_url={enc(f'{url}@{ref}')}"
     if subpath and subpath not in (".", "./"):
         purl += f"#{subpath.strip('/')}"
     return purl
 
 
+def pypi_name(name: str) -> str:
+    """A Python project name as Cachito's purls have it: lower-cased, every run of characters
+    outside ``[A-Za-z0-9.]`` turned into ``-``."""
+    return re.sub(r"[^A-Za-z0-9.]+", "-", name).lower()
+
+
 def pypi_purl(name: str, version: str) -> str:
-    normalized = re.sub(r"[^A-Za-z0-9.]+", "-", name).lower()
-    return f"pkg:pypi/{normalized}@{version}"
+    return f"pkg:pypi/{pypi_name(name)}@{version}"
 
 
 def npm_purl(name: str, version: str) -> str:
@@ -70,16 +78,45 @@ def gem_purl(name: str, version: str) -> str:
     return f"pkg:gem/{name}@{version}"
 
 
+def _generic_name(name: str) -> str:
+    """The name of an npm/yarn ``pkg:generic`` purl: percent-encoded with ``/`` kept."""
+    return urllib.parse.quote(name)
+
+
 def download_purl(name: str, url: str, sha256: str | None = None) -> str:
-    """A tarball or file fetched from a URL."""
-    purl = f"pkg:generic/{enc(name)}?download_url={enc(url)}"
-    return purl + (f"&checksum=sha256:{sha256}" if sha256 else "")
+    """A tarball or file fetched from a URL: ``pkg:generic/<name>?download_url=<enc url>``.
+
+    With ``sha256`` it is a pip URL dependency: the name is normalized as for ``pkg:pypi``,
+    the URL keeps its fragment with ``cachito_hash=sha256:<hex>`` added when the user did not
+    write one, and ``&checksum=<that hash>`` follows."""
+    if sha256 is None:
+        return f"pkg:generic/{_generic_name(name)}?download_url={enc(url)}"
+    fragment = urllib.parse.urldefrag(url).fragment
+    checksum = urllib.parse.parse_qs(fragment).get("cachito_hash", [None])[0]
+    if checksum is None:
+        checksum = f"sha256:{sha256}"
+        url = (
+            f"{url}&cachito_hash={checksum}"
+            if fragment
+            else f"{url.rstrip('#')}#cachito_hash={checksum}"
+        )
+    return f"pkg:generic/{pypi_name(name)}?download_url={enc(url)}&checksum={checksum}"
 
 
 def git_dependency_purl(name: str, vcs_url: str) -> str:
     """An npm/yarn git dependency: ``vcs_url`` as ``git+<url>#<commit>``."""
-    return f"pkg:generic/{enc(name)}?vcs_url={enc(vcs_url)}"
+    return f"pkg:generic/{_generic_name(name)}?vcs_url={enc(vcs_url)}"
 
 
 def file_purl(name: str, path: str) -> str:
-    return f"pkg:generic/{enc(name)}?file={enc(path)}"
+    """An npm/yarn ``file:`` dependency: ``path`` without the ``file:`` prefix."""
+    return f"pkg:generic/{_generic_name(name)}?file={enc(path)}"
+
+
+def forge_purl(spec: str) -> str:
+    """An npm/yarn forge shorthand, ``github:ns/name#ref`` -> ``pkg:github/ns/name@ref`` (the
+    same for ``gitlab:``/``bitbucket:``; nothing lower-cased). ValueError for another form."""
+    match = re.fullmatch(r"(?P<forge>[^:/]+):(?P<namespace>.+)/(?P<name>[^#/]+)#(?P<ref>.+)", spec)
+    if not match:
+        raise ValueError(f"Could not convert version {spec} to purl")
+    return f"pkg:{match['forge']}/{match['namespace']}/{match['name']}@{match['ref']}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+from typing import Any
 
 # Names the deployment gives its queues. Chalice's on_sqs_message needs them at import time, so
 # they are constants here; infra/resources.py reads the same constants.
@@ -58,6 +59,28 @@ class Settings:
     glance_inline_data_max: int = 5 * 1024 * 1024  # larger downloads on AWS: a presigned URL
     glance_upload_timeout_seconds: int = 6 * 3600  # then an upload's image is queued again
     glance_import_timeout_seconds: int = 3600  # then an import has failed
+    # Cachito face (docs/cachito.md)
+    cachito_package_managers: str = "gomod,npm,pip,yarn,git-submodule"  # enabled ones
+    cachito_flags: str = (  # the active flags; others are "Invalid/Inactive"
+        "cgo-disable,force-gomod-tidy,gomod-vendor,gomod-vendor-check,include-git-dir,"
+        "remove-unsafe-symlinks"
+    )
+    cachito_representatives: str = ""  # subjects that may send "user" (on behalf of others)
+    cachito_exclusive_pairs: str = "npm:yarn"  # managers that may not share a package path
+    cachito_arch: str = "x86_64"  # the build hosts that run Cachito requests
+    cachito_idempotency_seconds: int = 600  # the same POST again within it: the same request
+    cachito_stale_seconds: int = 86400  # complete and in_progress requests then go stale
+    cachito_failed_stale_seconds: int = 7 * 86400  # failed ones
+    cachito_pip_index_url: str = "https://pypi.org"
+    cachito_npm_registry: str = "https://registry.npmjs.org"
+    cachito_goproxy: str = "https://proxy.golang.org,direct"
+    cachito_gosumdb: str = "sum.golang.org"
+    cachito_allow: str = ""  # CIDRs repository and URL fetches may reach despite being internal
+    cachito_max_dependencies: int = 5000
+    cachito_max_bytes: int = 4 * 1024**3  # dependency bytes per request
+    cachito_max_source_bytes: int = 2 * 1024**3  # a repository's clone
+    cachito_cache_max_bytes: int = 50 * 1024**3  # the shared dependency and source cache
+    cachito_cache_max_age_seconds: int = 30 * 86400  # since a cached object was last used
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -98,7 +121,20 @@ class Settings:
             glance_inline_data_max=int(
                 env.get("KILN_GLANCE_INLINE_DATA_MAX", str(5 * 1024 * 1024))
             ),
+            **_cachito(env),
         )
+
+
+def _cachito(env: os._Environ[str]) -> dict[str, Any]:
+    """The Cachito settings given in the environment (KILN_CACHITO_<NAME>), typed as declared."""
+    found: dict[str, Any] = {}
+    for field in dataclasses.fields(Settings):
+        if not field.name.startswith("cachito_"):
+            continue
+        value = env.get(f"KILN_{field.name.upper()}")
+        if value is not None:
+            found[field.name] = int(value) if field.type in (int, "int") else value
+    return found
 
 
 def _jwt_key(env: os._Environ[str]) -> str:

@@ -41,6 +41,8 @@ class MediaType:
     PACKAGES_JSON = "application/vnd.kiln.packages+json"  # installed packages
     BUILD_PLAN_JSON = "application/vnd.kiln.build-plan+json"  # what to rebuild from
     MANIFEST_JSON = "application/json"
+    SOURCE_BUNDLE = "application/vnd.kiln.cachito.bundle+gzip"  # a Cachito request's bundle
+    PACKAGE_DATA = "application/vnd.kiln.cachito.packages+json"  # its packages.json
 
 
 #: disk format -> its artifact type

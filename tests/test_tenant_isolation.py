@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 import requests
 
+from tests.cachito import helpers as cachito_helpers
 from tests.ims.helpers import NOOP_RECIPE, SSH_KEY, put_object
 from tests.served import Served, served_kiln
 
 IMS = "/apis/ims/v3"
 COMPOSER = "/api/image-builder-composer/v2"
+CACHITO = "/api/v1"
 PATCH_21 = "application/openstack-images-v2.1-json-patch"
 #: routes whose ids are not a tenant's (the error registry, schemas, build nodes: admin only)
 NOT_TENANT_OWNED = ("/errors/{error_id}", "/v2/schemas/{name}", "/remote-build-nodes/{xname}")
@@ -106,6 +108,8 @@ def owner(served: Served) -> dict[str, str]:
         deleted[collection] = record["id"]
     shared = _created(served.call("POST", "/v2/images", {"name": "s", "visibility": "shared"}))
     _created(served.call("POST", f"/v2/images/{shared['id']}/members", {"member": "gamma"}))
+    cachito = _created(served.call("POST", f"{CACHITO}/requests", cachito_helpers.body()))
+    cachito_helpers.complete(kiln, cachito["id"])  # its bundle, logs and manifest exist
     return {
         "recipe_id": recipe["id"],
         "image_id": image["id"],
@@ -119,6 +123,7 @@ def owner(served: Served) -> dict[str, str]:
         "deleted_images": deleted["images"],
         "deleted_public-keys": deleted["public-keys"],
         "tag": "t",
+        "request_id": str(cachito["id"]),
     }
 
 
@@ -140,6 +145,12 @@ def _routes(served: Served) -> list[tuple[str, str]]:
 
 #: a body the owner could send to each route (by method and the path's last words)
 def _body(path: str, method: str) -> tuple[Any, str]:
+    if path.startswith(CACHITO):
+        if method == "PATCH":
+            return {"state": "failed", "state_reason": "stolen"}, "application/json"
+        if path.endswith("/configuration-files"):
+            return [{"content": "eA==", "path": "app/x", "type": "base64"}], "application/json"
+        return None, "application/json"
     if path.startswith("/v2/images"):
         if method == "PATCH":
             return [{"op": "replace", "path": "/name", "value": "stolen"}], PATCH_21
@@ -161,6 +172,14 @@ def _body(path: str, method: str) -> tuple[Any, str]:
             {"status": "error"} if "/jobs/" in path else {"arch": "aarch64"}
         ), "application/json"
     return ({} if method == "POST" else None), "application/json"
+
+
+def _for_another_role(path: str, method: str) -> bool:
+    """Routes for another role than a user's answer 403 before looking the id up: a job's
+    PATCH (build hosts), a Cachito request's PATCH and added configuration files (workers)."""
+    if "/jobs/" in path and method == "PATCH":
+        return True
+    return path.startswith(CACHITO) and method in ("PATCH", "POST")
 
 
 def _concrete(path: str, owner: dict[str, str], shared: bool) -> str:
@@ -187,6 +206,11 @@ def _snapshot(served: Served, owner: dict[str, str]) -> dict[str, Any]:
         f"{IMS}/deleted/recipes/{owner['deleted_recipes']}",
         f"{IMS}/deleted/images/{owner['deleted_images']}",
         f"{IMS}/deleted/public-keys/{owner['deleted_public-keys']}",
+        f"{CACHITO}/requests/{owner['request_id']}",
+        f"{CACHITO}/requests/{owner['request_id']}/configuration-files",
+        f"{CACHITO}/requests/{owner['request_id']}/environment-variables",
+        f"{CACHITO}/requests/{owner['request_id']}/download",
+        f"{CACHITO}/requests/{owner['request_id']}/logs",
     ]
     found = {path: served.call("GET", path) for path in paths}
     assert all(answer.status_code == 200 for answer in found.values()), found
@@ -204,8 +228,8 @@ def test_a_second_tenant_reaches_nothing_by_id(served: Served, owner: dict[str, 
             body, content_type = _body(path, method)
             response = served.call(method, concrete, body, tenant="beta", content_type=content_type)
             walked.append((method, concrete, response.status_code))
-            allowed = {403, 404} if "/jobs/" in path and method == "PATCH" else {404}
+            allowed = {403, 404} if _for_another_role(path, method) else {404}
             assert response.status_code in allowed, (method, concrete, response.text[:300])
-            for name in ("owner data", '"name": "g"', '"name":"a"'):
+            for name in ("owner data", '"name": "g"', '"name":"a"', "retrodep"):
                 assert name not in response.text, (method, concrete)
     assert _snapshot(served, owner) == before, walked

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class S3DependencyCache:
         self.hits = 0
         self.fetched = 0
         self.fetched_bytes = 0
+        self._counting = threading.Lock()  # fetch may run on several threads at once
 
     # -- keys -------------------------------------------------------------------------------
     def blob_key(self, sha256: str) -> str:
@@ -75,7 +77,8 @@ class S3DependencyCache:
         target.parent.mkdir(parents=True, exist_ok=True)
         known = sha256 or self._indexed(ecosystem, identity)
         if known and self._get_checked(self.blob_key(known), target, known, verify, identity):
-            self.hits += 1
+            with self._counting:
+                self.hits += 1
             self._log(f"I: cache: {identity} from the dependency cache")
             return known
         download(target)
@@ -86,8 +89,9 @@ class S3DependencyCache:
             raise InvalidChecksum(
                 f"The checksum of {identity} is {digest}, not the expected {sha256}"
             )
-        self.fetched += 1
-        self.fetched_bytes += target.stat().st_size
+        with self._counting:
+            self.fetched += 1
+            self.fetched_bytes += target.stat().st_size
         self._put(self.blob_key(digest), target, ecosystem, identity)
         self._put_index(ecosystem, identity, digest, target.stat().st_size)
         self._log(f"I: cache: {identity} fetched from its registry and cached")
@@ -152,12 +156,13 @@ class S3DependencyCache:
     def _touch(self, key: str) -> None:
         """Copy the object onto itself: its LastModified is now its last use."""
         with contextlib.suppress(botocore.exceptions.ClientError):
-            self._s3.copy_object(
+            kept = self._s3.head_object(Bucket=self._bucket, Key=key).get("Metadata", {})
+            self._s3.copy_object(  # REPLACE: S3 refuses a copy onto itself that changes nothing
                 Bucket=self._bucket,
                 Key=key,
                 CopySource={"Bucket": self._bucket, "Key": key},
                 MetadataDirective="REPLACE",
-                Metadata={"kiln-used": "1"},
+                Metadata={**kept, "kiln-used": "1"},
             )
 
     def _put(self, key: str, path: Path, ecosystem: str, identity: str) -> None:
@@ -182,7 +187,8 @@ class S3DependencyCache:
             return False
         if not self._get_checked(key, target, sha256, None, f"{repo_url}@{commit}"):
             return False
-        self.hits += 1
+        with self._counting:
+            self.hits += 1
         self._log(f"I: cache: {repo_url} at {commit} from the source cache")
         return True
 

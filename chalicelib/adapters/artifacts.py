@@ -212,6 +212,13 @@ class ArtifactStore:
             for item in page.get("Contents", []):
                 yield item["Key"], item["LastModified"].timestamp()
 
+    def listing(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        """(key, size, last-modified epoch seconds) of every object under ``prefix``."""
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"], int(item["Size"]), item["LastModified"].timestamp()
+
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
 

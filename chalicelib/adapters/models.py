@@ -22,6 +22,7 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from chalicelib.adapters.cachito_models import CACHITO_MODELS
 from chalicelib.adapters.glance_models import GLANCE_MODELS
 from chalicelib.adapters.sized_model import SizedModel
 
@@ -244,6 +245,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     BuildNodeModel,
     NodeSlotModel,
     *GLANCE_MODELS,
+    *CACHITO_MODELS,
 )
 
 
@@ -261,20 +263,21 @@ def table_schemas() -> list[dict[str, Any]]:
     schemas = []
     for model in ALL_MODELS:
         schema = model._get_schema()
-        schemas.append(
+        table: dict[str, Any] = {
+            "TableName": model.Meta.table_name,
+            "AttributeDefinitions": schema["attribute_definitions"],
+            "KeySchema": schema["key_schema"],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        indexes = [
             {
-                "TableName": model.Meta.table_name,
-                "AttributeDefinitions": schema["attribute_definitions"],
-                "KeySchema": schema["key_schema"],
-                "GlobalSecondaryIndexes": [
-                    {
-                        "IndexName": index["index_name"],
-                        "KeySchema": index["key_schema"],
-                        "Projection": index["projection"],
-                    }
-                    for index in schema.get("global_secondary_indexes", [])
-                ],
-                "BillingMode": "PAY_PER_REQUEST",
+                "IndexName": index["index_name"],
+                "KeySchema": index["key_schema"],
+                "Projection": index["projection"],
             }
-        )
+            for index in schema.get("global_secondary_indexes", [])
+        ]
+        if indexes:  # DynamoDB refuses an empty list
+            table["GlobalSecondaryIndexes"] = indexes
+        schemas.append(table)
     return schemas

@@ -5,10 +5,13 @@ reads kinds here and nowhere else. A new face's kind: its own module, one line b
 from __future__ import annotations
 
 from chalicelib.domain.builds.kinds import JobKind
+from chalicelib.domain.cachito import job_kinds as cachito
 from chalicelib.domain.composer import job_kinds as composer
 from chalicelib.domain.ims import job_kinds as ims
 
-REGISTRY: dict[str, JobKind] = {kind.name: kind for kind in (*ims.KINDS, *composer.KINDS)}
+REGISTRY: dict[str, JobKind] = {
+    kind.name: kind for kind in (*ims.KINDS, *composer.KINDS, *cachito.KINDS)
+}
 
 
 class UnknownJobKind(KeyError):

@@ -1,6 +1,7 @@
 """The schedule: end jobs whose host went silent, dispatch or end jobs waiting for a node,
 finish interrupted lifecycle operations, purge old deleted records, remove orphan uploads,
-put Glance images whose data never arrived back to queued, report what the queues dead-lettered.
+put Glance images whose data never arrived back to queued, mark expired Cachito requests stale,
+keep the shared dependency cache within its age and size, report what the queues dead-lettered.
 
 Safe to run twice at once: every step is a versioned write or an idempotent S3 call."""
 
@@ -13,6 +14,8 @@ from chalicelib.container import Container
 from chalicelib.domain import housekeeping
 from chalicelib.domain.builds import capacity, dispatch
 from chalicelib.domain.builds import results as build_results
+from chalicelib.domain.cachito import cache_eviction
+from chalicelib.domain.cachito import staleness as cachito_staleness
 from chalicelib.domain.glance import stuck
 from chalicelib.domain.ims import lifecycle
 
@@ -41,6 +44,8 @@ def run(box: Container) -> dict[str, list[str]]:
         ),
         "node_controls_fixed": lambda: housekeeping.reconcile_node_controls(store),
         "glance_stuck_images": lambda: stuck.recover(store, settings),
+        "cachito_stale_requests": lambda: cachito_staleness.expire(settings, store),
+        "cachito_cache_evicted": lambda: cache_eviction.evict(settings, store),
         "dead_letters": lambda: dead_letters(box),
     }
     report: dict[str, list[str]] = {}

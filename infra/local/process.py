@@ -31,6 +31,7 @@ class StackProcess:
             self.env.pop(name, None)
         self.process: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
+        self.go_proxy: Path | None = None  # the file:// Go module proxy a test stack uses
 
     def __enter__(self) -> StackProcess:
         self.log = (self.state_dir / "stack.log").open("wb")

@@ -218,6 +218,8 @@ class LocalStack:
             "KILN_JWT_ISSUER": tokens.ISSUER,
             "KILN_JWT_AUDIENCE": tokens.AUDIENCE,
             "KILN_JOB_STALE_SECONDS": str(self.options.job_timeout_seconds * 2 + 60),
+            # Cachito requests run on this machine's own build host unless told otherwise
+            "KILN_CACHITO_ARCH": os.environ.get("KILN_CACHITO_ARCH", native_arch()),
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "Kiln",
             "POWERTOOLS_SERVICE_NAME": "kiln",
@@ -290,6 +292,7 @@ class LocalStack:
             "ims_url": f"{self.api_url}/apis/ims",
             "composer_url": f"{self.api_url}/api/image-builder-composer/v2",
             "glance_url": self.api_url,
+            "cachito_url": self.api_url,  # a Cachito client's base URL (it appends /api/v1)
             "aws_endpoint_url": os.environ["AWS_ENDPOINT_URL"],
             "region": REGION,
             "artifact_bucket": self.provisioned.bucket,
@@ -368,6 +371,7 @@ def main() -> None:
             f"\nKiln is up.\n  API:        {info['api_url']}  (IMS at {info['ims_url']})\n"
             f"  Composer:   {info['composer_url']}\n"
             f"  Glance:     {info['glance_url']}  (/v2/images)\n"
+            f"  Cachito:    {info['cachito_url']}  (/api/v1/requests)\n"
             f"  AWS (moto): {info['aws_endpoint_url']}\n"
             f"  Hosts:      {', '.join(info['build_hosts']) or 'none'}\n"
             + "".join(f"              ({note})\n" for note in stack.options.hosts_not_started)

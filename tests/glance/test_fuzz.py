@@ -101,7 +101,8 @@ def test_the_document_has_every_route_the_face_serves() -> None:
     served = {
         (method.lower(), path)
         for path, entries in app_module.app.routes.items()
-        if not path.startswith(("/apis/ims", "/api/image-builder-composer"))
+        if not path.startswith(("/apis/ims", "/api/image-builder-composer", "/api/v1/"))
+        and path != "/healthcheck"  # Cachito's, outside /api/v1 as upstream has it
         for method in entries
     }
     documented = {
@@ -114,6 +115,7 @@ def test_the_document_has_every_route_the_face_serves() -> None:
     streaming = {
         (method.lower(), pattern.replace("(?P<image_id>[^/]+)", "{image_id}"))
         for method, pattern, _handler in app_module.streaming_routes
+        if pattern.startswith("/v2/")
     }
     assert streaming <= documented
 

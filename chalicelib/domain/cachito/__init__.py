@@ -1,0 +1,1 @@
+"""The Cachito face's domain: requests, their states, content manifests and SBOMs, staleness."""
