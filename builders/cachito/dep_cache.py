@@ -5,10 +5,14 @@ content-addressed objects in S3.
 - ``<prefix>deps/index/<ecosystem>/<sha256 of identity>``: ``{"identity", "sha256", "size"}``,
   how a dependency known only by name and version (a requirement without a hash) finds it;
 - ``<prefix>sources/<sha256 of repo URL>/<commit>.tar``: a repository fetched at a commit
-  (builders/cachito/source.py).
+  (builders/cachito/source.py);
+- ``<prefix>results/<fingerprint>/``: the bundle and package data of a request, reused whole by
+  a later request with the same fingerprint (repository, commit, managers, packages, flags,
+  replacements, registries: builders/cachito/run.py).
 
-A hit is copied onto itself, so ``LastModified`` says when it was last used: the cleanup
-schedule evicts by that age and by total size (chalicelib/domain/cachito/cache_eviction.py).
+A hit is copied onto itself (at most daily), so ``LastModified`` says when it was last used:
+the cleanup schedule evicts by that age and by total size
+(chalicelib/domain/cachito/cache_eviction.py).
 Every hit is checked against its sha256 (and the caller's ``verify``); a corrupt object is
 deleted and fetched again.
 """
@@ -19,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,8 @@ from typing import Any
 import botocore.exceptions
 
 CHUNK = 1024 * 1024
+#: a hit marks its object used when it was last marked longer ago than this
+TOUCH_AFTER_SECONDS = 86400
 DEFAULT_PREFIX = "cachito-cache/"
 
 
@@ -131,13 +138,18 @@ class S3DependencyCache:
         """Download ``key`` to ``target`` if it exists and is intact (and mark it used); a
         corrupt object is deleted. False: not cached (or no longer)."""
         try:
-            self._s3.download_file(self._bucket, key, str(target))
+            body = self._s3.get_object(Bucket=self._bucket, Key=key)
         except botocore.exceptions.ClientError as exc:
             if _missing(exc):
                 return False
             raise
+        digest = hashlib.sha256()
+        with target.open("wb") as f:
+            for chunk in body["Body"].iter_chunks(CHUNK):
+                digest.update(chunk)
+                f.write(chunk)
         problem = None
-        if file_sha256(target) != sha256:
+        if digest.hexdigest() != sha256:
             problem = "its sha256 does not match"
         elif verify is not None:
             try:
@@ -150,19 +162,21 @@ class S3DependencyCache:
                 self._s3.delete_object(Bucket=self._bucket, Key=key)
             target.unlink(missing_ok=True)
             return False
-        self._touch(key)
+        modified = body.get("LastModified")
+        if modified is None or time.time() - modified.timestamp() > TOUCH_AFTER_SECONDS:
+            self._touch(key, dict(body.get("Metadata") or {}))
         return True
 
-    def _touch(self, key: str) -> None:
-        """Copy the object onto itself: its LastModified is now its last use."""
+    def _touch(self, key: str, kept: dict[str, str]) -> None:
+        """Copy the object onto itself (its metadata kept): its LastModified is now its last
+        use. Done at most once a day per object, which is fine enough for eviction by age."""
         with contextlib.suppress(botocore.exceptions.ClientError):
-            kept = self._s3.head_object(Bucket=self._bucket, Key=key).get("Metadata", {})
             self._s3.copy_object(  # REPLACE: S3 refuses a copy onto itself that changes nothing
                 Bucket=self._bucket,
                 Key=key,
                 CopySource={"Bucket": self._bucket, "Key": key},
                 MetadataDirective="REPLACE",
-                Metadata={**kept, "kiln-used": "1"},
+                Metadata={**kept, "kiln-used": str(int(time.time()))},
             )
 
     def _put(self, key: str, path: Path, ecosystem: str, identity: str) -> None:
@@ -191,6 +205,38 @@ class S3DependencyCache:
             self.hits += 1
         self._log(f"I: cache: {repo_url} at {commit} from the source cache")
         return True
+
+    # -- whole results ------------------------------------------------------------------------
+    def result_key(self, fingerprint: str, name: str) -> str:
+        return f"{self._prefix}results/{fingerprint}/{name}"
+
+    def find_result(self, fingerprint: str, names: list[str]) -> dict[str, dict[str, Any]] | None:
+        """The cached outputs (``name`` -> size, sha256) of an earlier request with the same
+        fingerprint, if all of them are there with their sha256 recorded."""
+        found: dict[str, dict[str, Any]] = {}
+        for name in names:
+            try:
+                head = self._s3.head_object(
+                    Bucket=self._bucket, Key=self.result_key(fingerprint, name)
+                )
+            except botocore.exceptions.ClientError as exc:
+                if _missing(exc):
+                    return None
+                raise
+            sha256 = head.get("Metadata", {}).get("sha256")
+            if not sha256:
+                return None
+            found[name] = {"size": int(head["ContentLength"]), "sha256": sha256}
+        return found
+
+    def copy(self, source: str, target: str) -> None:
+        """A server-side copy, metadata and content type kept."""
+        self._s3.copy_object(
+            Bucket=self._bucket,
+            Key=target,
+            CopySource={"Bucket": self._bucket, "Key": source},
+            MetadataDirective="COPY",
+        )
 
     def put_source(self, repo_url: str, commit: str, archive: Path) -> None:
         self._s3.upload_file(

@@ -1,12 +1,14 @@
 """git for a Cachito request: a repository (and its submodules) fetched at a commit, each
-URL through the address guard.
+URL through the address guard. The one place Kiln fetches git: the request's own repository
+(builders/cachito/source.py) and its git dependencies (``fetch_commit``: pip's, npm's, yarn's).
 
 The guard is Glance's web-download one (chalicelib/adapters/web_fetch.py): http or https only,
 no credentials, no internal address unless the operator's allow list covers it. git then
 connects to exactly the addresses that were checked (``http.curloptResolve``, which reaches
 submodule clones too), so DNS cannot swap them, and follows no redirects. git runs with no
-hooks, prompts, credential helpers, proxies or user and system configuration; a command is
-stopped once the tree it fills grows past its bound, or when the job is interrupted.
+hooks, prompts, credential helpers, proxies, ``.netrc`` or user and system configuration; a
+command is stopped once the tree it fills grows past its bound, when the job is interrupted or
+(for a dependency) when it runs too long.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -116,10 +119,11 @@ def _git_env() -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith("GIT_")
         and not name.lower().endswith("_proxy")
-        and name not in ("SSH_ASKPASS", "GCM_INTERACTIVE")
+        and name not in ("SSH_ASKPASS", "GCM_INTERACTIVE", "XDG_CONFIG_HOME")
     }
     return {
         **keep,
+        "HOME": os.devnull,  # no ~/.netrc (curl reads it), no ~/.config/git
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": "/dev/null",
@@ -128,15 +132,25 @@ def _git_env() -> dict[str, str]:
 
 
 class Git:
-    """Runs git for one fetch, stopping it when ``root`` grows past ``max_bytes`` or the job is
-    interrupted."""
+    """Runs git for one fetch, stopping it when ``root`` grows past ``max_bytes`` (a
+    ValidationError naming ``what``), when the job is interrupted or when one command runs
+    longer than ``timeout`` seconds (GitFailed)."""
 
-    def __init__(self, root: Path, max_bytes: int, check_interrupted: Callable[[], None]) -> None:
-        self.root, self.max_bytes = root, max_bytes
+    def __init__(
+        self,
+        root: Path,
+        max_bytes: int,
+        check_interrupted: Callable[[], None],
+        *,
+        timeout: float | None = None,
+        what: str = "The repository",
+    ) -> None:
+        self.root, self.max_bytes, self.timeout, self.what = root, max_bytes, timeout, what
         self._check_interrupted = check_interrupted
         self._env = _git_env()
 
     def run(self, cwd: Path, *args: str, pins: Iterable[str | None] = ()) -> str:
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
         command = ["git"]
         for setting in (*_GIT_CONFIG, *(f"http.curloptResolve={p}" for p in pins if p)):
             command += ["-c", setting]
@@ -159,6 +173,8 @@ class Git:
                 try:
                     self._check_interrupted()
                     self.check_size()
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise GitFailed(f"git {args[0]} took longer than {self.timeout:g} s")
                 except BaseException:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(process.pid, signal.SIGKILL)
@@ -180,8 +196,7 @@ class Git:
     def check_size(self) -> None:
         if self.size() > self.max_bytes:
             raise ValidationError(
-                f"The repository is larger than {self.max_bytes} bytes, the most a request may "
-                "fetch"
+                f"{self.what} is larger than {self.max_bytes} bytes, the most a request may fetch"
             )
 
 
@@ -190,20 +205,8 @@ def clone(git: Git, repo: str, ref: str, allow: AllowList, history: bool, target
     ``history`` every branch and tag too. A server that refuses to serve a commit by its hash
     gets a fetch of every branch and tag instead."""
     pin = pin_url(repo, allow, "The repository")
-    git.run(target, "init", "-q", "--template=")
-    git.run(target, "remote", "add", "origin", repo)
-    everything = ("fetch", "-q", "--tags", repo, "+refs/heads/*:refs/remotes/origin/*")
     try:
-        if history:
-            git.run(target, *everything, pins=[pin])
-            if not has_commit(git, target, ref):
-                with contextlib.suppress(GitFailed):  # a commit on no branch or tag
-                    git.run(target, "fetch", "-q", repo, ref, pins=[pin])
-        else:
-            try:
-                git.run(target, "fetch", "-q", "--depth=1", "--no-tags", repo, ref, pins=[pin])
-            except GitFailed:  # the server refuses commits (or has no such one): everything
-                git.run(target, *everything, pins=[pin])
+        _fetch(git, target, repo, ref, pin, history)
     except GitFailed as exc:
         raise RepositoryAccessError(f"{CLONE_FAILED}: {exc}") from None
     if not has_commit(git, target, ref):
@@ -212,6 +215,55 @@ def clone(git: Git, repo: str, ref: str, allow: AllowList, history: bool, target
         git.run(target, "checkout", "-q", "--detach", ref)
     except GitFailed:
         raise InvalidRequestData(checkout_failed(ref)) from None
+
+
+def fetch_commit(
+    url: str,
+    commit: str,
+    target: Path,
+    allow: AllowList,
+    max_bytes: int,
+    *,
+    timeout: float | None = None,
+    check_interrupted: Callable[[], None] = lambda: None,
+) -> Git:
+    """A git dependency: ``url`` at ``commit`` checked out (detached, no submodules) in
+    ``target`` (created), as ``clone`` fetches, ``.git`` and tree together at most
+    ``max_bytes``. The runner is returned for more commands there (``git archive``, ``git
+    log``). ValidationError for a URL or address the guard refuses or a fetch too large,
+    InvalidRequestData for a commit the repository lacks, RepositoryAccessError else."""
+    target.mkdir(parents=True, exist_ok=True)
+    what = f"The git dependency {url} at {commit}"
+    git = Git(target, max_bytes, check_interrupted, timeout=timeout, what=what)
+    pin = pin_url(url, allow, "The git dependency")
+    try:
+        _fetch(git, target, url, commit, pin, history=False)
+    except GitFailed as exc:
+        raise RepositoryAccessError(f"Failed to fetch the git repository {url}: {exc}") from None
+    if not has_commit(git, target, commit):
+        raise InvalidRequestData(f"The commit {commit} is not in the git repository {url}")
+    try:
+        git.run(target, "checkout", "-q", "--detach", commit)
+    except GitFailed as exc:
+        raise RepositoryAccessError(f"Failed to check out {url} at {commit}: {exc}") from None
+    git.check_size()
+    return git
+
+
+def _fetch(git: Git, target: Path, repo: str, ref: str, pin: str | None, history: bool) -> None:
+    git.run(target, "init", "-q", "--template=")
+    git.run(target, "remote", "add", "origin", repo)
+    everything = ("fetch", "-q", "--tags", repo, "+refs/heads/*:refs/remotes/origin/*")
+    if history:
+        git.run(target, *everything, pins=[pin])
+        if not has_commit(git, target, ref):
+            with contextlib.suppress(GitFailed):  # a commit on no branch or tag
+                git.run(target, "fetch", "-q", repo, ref, pins=[pin])
+    else:
+        try:
+            git.run(target, "fetch", "-q", "--depth=1", "--no-tags", repo, ref, pins=[pin])
+        except GitFailed:  # the server refuses commits (or has no such one): everything
+            git.run(target, *everything, pins=[pin])
 
 
 def has_commit(git: Git, repo: Path, ref: str) -> bool:

@@ -6,8 +6,9 @@ builders/cachito/js_packages.py.
 Bundle layout (cachito-behaviour.md §7), ``<m>`` being ``npm`` or ``yarn``:
 ``deps/<m>/<name>/<name>-<ver>.tgz`` (scoped: ``deps/<m>/@scope/name/scope-name-<ver>.tgz``),
 ``deps/<m>/external-<name>/<name>-<ver>-external-sha512-<hex>.tgz`` for http(s) tarballs and
-``…-external-gitcommit-<sha>.tgz`` for git dependencies (the repository at the commit, packed
-as npm packs a package: every file under ``package/``; no script runs)."""
+``…-external-gitcommit-<sha>.tgz`` for git dependencies (the repository at the commit, fetched
+as builders/cachito/git_fetch.py fetches, packed as npm packs a package: every file under
+``package/``; no script runs)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,9 @@ import functools
 import gzip
 import hashlib
 import json
-import os
 import re
 import shutil
 import ssl
-import subprocess
 import tarfile
 import threading
 import urllib.parse
@@ -33,6 +32,7 @@ import urllib3
 
 from builders.cachito import errors
 from builders.cachito.context import FetchContext
+from builders.cachito.git_fetch import GitFailed, fetch_commit
 from chalicelib.adapters import web_fetch
 
 DEFAULT_REGISTRY = "https://registry.npmjs.org"
@@ -48,10 +48,7 @@ FORGE_SPEC = re.compile(
 _SRI_STRENGTH = {"sha512": 4, "sha384": 3, "sha256": 2, "sha1": 1}
 _MANIFEST_LIMIT = 1024 * 1024
 
-_GIT_TIMEOUT = 600
-#: the host's CA store and proxy settings reach git; nothing else of its environment does
-_GIT_PASSED_ENV = ("GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY",
-                   "NO_PROXY", "https_proxy", "http_proxy", "no_proxy")  # fmt: skip
+_GIT_TIMEOUT = 600  # seconds, for each git command
 
 
 # -- sources -----------------------------------------------------------------------------------
@@ -360,8 +357,9 @@ class TarballFetcher:
             response.release_conn()
 
     def _pack_git(self, source: GitSource, target: Path) -> None:
-        """Fetch the commit (the URL passes the address guard; git follows no redirect and
-        speaks only http(s)) and write its tree as ``package/…`` in a gzipped tarball."""
+        """Fetch the commit (git_fetch: the URL and the addresses git connects to pass the
+        address guard, no redirect, http(s) only) and write its tree as ``package/…`` in a
+        gzipped tarball."""
         self.ctx.check_interrupted()
         try:
             web_fetch.check_url(source.fetch_url, self.allow)
@@ -371,22 +369,22 @@ class TarballFetcher:
             ) from None
         work = target.with_suffix(".git-work")
         shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
         try:
-            _git(work, "init", "-q")
+            repo, archive = work / "repo", work / "archive.tar"
+            git = fetch_commit(
+                source.fetch_url,
+                source.commit,
+                repo,
+                self.allow,
+                self.ctx.limits.max_source_bytes,
+                timeout=_GIT_TIMEOUT,
+                check_interrupted=self.ctx.check_interrupted,
+            )
             try:
-                _git(work, "fetch", "-q", "--depth=1", source.fetch_url, source.commit)
-            except errors.RepositoryAccessError:  # the server refuses fetching by commit
-                _git(work, "fetch", "-q", source.fetch_url, "+refs/*:refs/remotes/origin/*")
-            size = sum(f.stat().st_size for f in work.rglob("*") if f.is_file())
-            if size > self.ctx.limits.max_source_bytes:
-                raise errors.ValidationError(
-                    f"The git dependency {source.fetch_url} is larger than "
-                    f"{self.ctx.limits.max_source_bytes} bytes"
-                )
-            archive = work / "archive.tar"
-            _git(work, "archive", "--format=tar", "--prefix=package/", "-o", str(archive),
-                 source.commit)  # fmt: skip
+                git.run(repo, "archive", "--format=tar", "--prefix=package/", "-o", str(archive),
+                        source.commit)  # fmt: skip
+            except GitFailed as exc:
+                raise errors.RepositoryAccessError(f"git archive failed: {exc}") from None
             with (
                 archive.open("rb") as raw,
                 target.open("wb") as out,
@@ -406,32 +404,3 @@ def _registry_http() -> urllib3.PoolManager:
         ),
         timeout=urllib3.Timeout(connect=30, read=120),
     )
-
-
-def _git(cwd: Path, *args: str) -> None:
-    env = {name: os.environ[name] for name in _GIT_PASSED_ENV if name in os.environ}
-    env |= {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_ASKPASS": "/bin/false",
-    }
-    command = [
-        "git",
-        "-c", "protocol.allow=never",
-        "-c", "protocol.http.allow=always",
-        "-c", "protocol.https.allow=always",
-        "-c", "http.followRedirects=false",
-        *args,
-    ]  # fmt: skip
-    try:
-        done = subprocess.run(
-            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=_GIT_TIMEOUT
-        )
-    except subprocess.TimeoutExpired:
-        raise errors.RepositoryAccessError(f"git {args[0]} timed out") from None
-    if done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
-        raise errors.RepositoryAccessError(f"git {args[0]} failed: {detail[0]}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -53,6 +54,10 @@ STATUS = "building_image"
 SOURCE_REASON = "Fetching the application source"
 BUNDLE_REASON = "Assembling the bundle archive"
 UPLOAD_REASON = "Uploading the bundle"
+REUSE_REASON = "Reusing the bundle of an identical request from the cache"
+#: bumped when the bundle or package data an unchanged request yields changes (cached results
+#: of another format are not reused)
+BUNDLE_FORMAT = 1
 BUNDLE_NAME = "bundle.tar.gz"
 PACKAGES_NAME = "packages.json"
 UNKNOWN_ERROR = "An unknown error occurred"
@@ -133,6 +138,23 @@ class SourceRequest:
             cache_prefix=str(body.get("cache_prefix") or DEFAULT_PREFIX),
         )
 
+    def fingerprint(self) -> str:
+        """What makes two requests' outputs the same: everything but the request's id and
+        limits (a commit, pinned dependencies and immutable registry files give the same
+        bundle)."""
+        inputs = {
+            "format": BUNDLE_FORMAT,
+            "repo": self.repo,
+            "ref": self.ref,
+            "pkg_managers": self.pkg_managers,
+            "packages": self.packages,
+            "flags": sorted(self.flags),
+            "dependency_replacements": self.dependency_replacements,
+            "options": self.options,
+        }
+        canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
     def packages_for(self, manager: str) -> list[dict[str, Any]]:
         """``packages.<manager>``, or the repository root."""
         return [dict(item) for item in self.packages.get(manager) or [{"path": "."}]]
@@ -178,6 +200,9 @@ class CachitoRun(JobRun):
         app_dir, deps_dir = root / "app", root / "deps"
         deps_dir.mkdir(parents=True)
         cache = S3DependencyCache(self._s3, self.job.bucket, request.cache_prefix, log=self.log)
+        reused = self._reuse(request, cache, started, uploaded)
+        if reused is not None:
+            return reused
 
         self.step(STATUS, reason=SOURCE_REASON)
         source = fetch_source(
@@ -234,6 +259,7 @@ class CachitoRun(JobRun):
             self._publish(data, MediaType.PACKAGE_DATA, "application/json", uploaded),
         ]
         self.check_interrupted()
+        self._remember(request, cache, artifacts)
         return BuildOutput(
             image_id=self.job.image_id,
             artifacts=artifacts,
@@ -241,6 +267,47 @@ class CachitoRun(JobRun):
             node=self._reporter.xname,
             build_seconds=round(time.monotonic() - started, 3),
         )
+
+    def _reuse(
+        self, request: SourceRequest, cache: S3DependencyCache, started: float, uploaded: list[str]
+    ) -> BuildOutput | None:
+        """An earlier request with the same fingerprint left its outputs in the cache: they
+        are this request's too (server-side copies), and nothing is fetched at all."""
+        outputs = {BUNDLE_NAME: MediaType.SOURCE_BUNDLE, PACKAGES_NAME: MediaType.PACKAGE_DATA}
+        fingerprint = request.fingerprint()
+        found = cache.find_result(fingerprint, list(outputs))
+        if found is None:
+            return None
+        self.step(STATUS, reason=REUSE_REASON)
+        artifacts = []
+        for name, media_type in outputs.items():
+            key = f"{self.job.artifact_prefix}{name}"
+            uploaded.append(key)
+            cache.copy(cache.result_key(fingerprint, name), key)
+            artifacts.append(Artifact(key, media_type, found[name]["size"], found[name]["sha256"]))
+        self.log(
+            f"I: cache: the bundle and package data of an identical earlier request "
+            f"(fingerprint {fingerprint}) from the cache: no source or dependency fetched"
+        )
+        return BuildOutput(
+            image_id=self.job.image_id,
+            artifacts=artifacts,
+            log_key=self.upload_log(),
+            node=self._reporter.xname,
+            build_seconds=round(time.monotonic() - started, 3),
+        )
+
+    def _remember(
+        self, request: SourceRequest, cache: S3DependencyCache, artifacts: list[Artifact]
+    ) -> None:
+        """The outputs, for a later request with the same fingerprint (best effort)."""
+        fingerprint = request.fingerprint()
+        try:
+            for artifact in artifacts:
+                name = artifact.key.rsplit("/", 1)[-1]
+                cache.copy(artifact.key, cache.result_key(fingerprint, name))
+        except Exception as exc:  # the request succeeded; the next one fetches again
+            self.log(f"W: kiln: could not keep the outputs in the cache: {exc}")
 
     def _context(
         self,

@@ -2,7 +2,8 @@
 small real project (registry packages: a scoped one, a nested version, a dev one) and its
 lockfiles, a request's working tree with the dependency cache on moto's S3, tarballs served
 on loopback, and how a client applies the result (configuration files written under the
-bundle, environment variables exported) before installing with no network."""
+bundle, environment variables exported) before installing with no network; and the remote
+dependencies both managers' lockfiles name: a git repository and an http tarball on loopback."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import pytest
 from builders.cachito import errors
 from builders.cachito.context import FetchContext, Limits, ManagerResult
 from builders.cachito.dep_cache import S3DependencyCache
+from tests.cachito.git_server import GitServer
 
 REPO = "https://github.com/Kiln-Tests/Demo.git"
 REF = "0123456789abcdef0123456789abcdef01234567"
@@ -289,3 +291,32 @@ def tarball_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def quote_all(text: str) -> str:
     return urllib.parse.quote(text, safe="")
+
+
+# -- remote dependencies -----------------------------------------------------------------------
+#: the ``file:libs/local`` dependency's package.json
+LOCAL_MANIFEST = {"name": "local", "version": "0.1.0", "dependencies": {"ms": "2.1.3"}}
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteDependencies:
+    """``foo`` 1.2.0 in a git repository (its index.js ``module.exports = 42;``), requiring
+    ``bar`` 0.3.0, an http tarball."""
+
+    git_url: str
+    commit: str
+    tarball_url: str
+    tarball: bytes
+
+
+def remote_dependencies(git: GitServer, served: tuple[str, Path]) -> RemoteDependencies:
+    """``bar``'s tarball on the tarball server, ``foo``'s repository on ``git``."""
+    base, root = served
+    tarball = npm_tarball({"name": "bar", "version": "0.3.0"}, {"index.js": "exports.bar = 3\n"})
+    (root / "bar-0.3.0.tgz").write_bytes(tarball)
+    tarball_url = f"{base}/bar-0.3.0.tgz"
+    foo = {"name": "foo", "version": "1.2.0", "dependencies": {"bar": tarball_url}}
+    git_url, commit = git.repo(
+        "foo", {"package.json": json.dumps(foo), "index.js": "module.exports = 42;\n"}
+    )
+    return RemoteDependencies(git_url, commit, tarball_url, tarball)

@@ -192,16 +192,45 @@ def test_a_git_submodule_request_records_the_submodules(host: Host, git: GitServ
     assert package["version"] == f"{lib_url}#{lib}" and package["dependencies"] == []
 
 
-def test_the_same_request_again_comes_from_the_cache_with_the_same_bytes(
+def test_the_same_request_again_reuses_the_earlier_outputs_whole(
+    host: Host, git: GitServer
+) -> None:
+    url, commit = git.repo("app", FILES)
+    first = host.run(host.job(url, commit, request_id=1, flags=["include-git-dir"]))
+    shutil.rmtree(git.root / "app.git")  # nothing can be fetched now
+    job = host.job(url, commit, request_id=2, flags=["include-git-dir"])
+    again = host.run(job)
+    assert [a.sha256 for a in again.artifacts] == [a.sha256 for a in first.artifacts]
+    assert [a.key for a in again.artifacts] == [
+        "cachito/requests/2/bundle.tar.gz",
+        "cachito/requests/2/packages.json",
+    ]
+    assert host.read(again.artifacts[0].key) == host.read(first.artifacts[0].key)
+    log = host.read(again.log_key).decode()
+    assert "identical earlier request" in log and "no source or dependency fetched" in log
+    assert [p["reason"] for p in host.progress(job.job_id)] == [
+        "Reusing the bundle of an identical request from the cache"
+    ]
+
+
+def test_another_request_for_the_same_commit_comes_from_the_source_cache(
     host: Host, git: GitServer
 ) -> None:
     url, commit = git.repo("app", FILES)
     first = host.run(host.job(url, commit, request_id=1, flags=["include-git-dir"]))
     shutil.rmtree(git.root / "app.git")  # only the source cache has it now
-    again = host.run(host.job(url, commit, request_id=2, flags=["include-git-dir"]))
+    other = host.job(
+        url,
+        commit,
+        request_id=2,
+        flags=["include-git-dir"],
+        options={"allow_cidrs": "127.0.0.0/8", "pip_index_url": "http://127.0.0.1:9"},
+    )  # another fingerprint: its outputs are made anew, from the source cache
+    again = host.run(other)
     assert first.artifacts[0].sha256 == again.artifacts[0].sha256
     assert "app/.git/HEAD" in members(host.read(again.artifacts[0].key))
-    assert "from the source cache" in host.read(again.log_key).decode()
+    log = host.read(again.log_key).decode()
+    assert "from the source cache" in log and "identical earlier request" not in log
 
 
 def test_a_failing_request_uploads_nothing(host: Host, git: GitServer) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import socket
 import subprocess
 import tarfile
 from pathlib import Path
@@ -27,7 +28,9 @@ from tests.cachito.js_fixtures import (
     DEMO,
     DEMO_MANIFEST,
     IS_NUMBER_SHA1,
+    LOCAL_MANIFEST,
     REF,
+    RemoteDependencies,
     Request,
     apply_configuration,
     cache,  # noqa: F401
@@ -40,6 +43,7 @@ from tests.cachito.js_fixtures import (
     offline_env,
     online_env,
     quote_all,
+    remote_dependencies,
     request_tree,  # noqa: F401
     tarball_server,  # noqa: F401
 )
@@ -304,29 +308,19 @@ class RemoteProject:
 
     manifest: dict[str, Any]
     lock_version: int
-    git_url: str
-    commit: str
-    tarball_url: str
-    tarball: bytes
+    remote: RemoteDependencies
 
 
 def remote_project(
     tmp_path: Path, git: GitServer, served: tuple[str, Path], user_config: Path, lock_version: int
 ) -> tuple[RemoteProject, dict[str, Any]]:
-    base, root = served
-    tarball = npm_tarball({"name": "bar", "version": "0.3.0"}, {"index.js": "exports.bar = 3\n"})
-    (root / "bar-0.3.0.tgz").write_bytes(tarball)
-    tarball_url = f"{base}/bar-0.3.0.tgz"
-    foo = {"name": "foo", "version": "1.2.0", "dependencies": {"bar": tarball_url}}
-    git_url, commit = git.repo(
-        "foo", {"package.json": json.dumps(foo), "index.js": "module.exports = 42;\n"}
-    )
+    remote = remote_dependencies(git, served)
     manifest = {
         "name": "remote-demo",
         "version": "2.0.0",
         "dependencies": {
-            "foo": f"git+{git_url}#{commit}",
-            "odd": f"{base}/bar-0.3.0.tgz",
+            "foo": f"git+{remote.git_url}#{remote.commit}",
+            "odd": remote.tarball_url,
             "local": "file:libs/local",
             "is-number": "7.0.0",
         },
@@ -334,9 +328,7 @@ def remote_project(
     work = tmp_path / "npm-lock"
     (work / "libs/local").mkdir(parents=True)
     (work / "package.json").write_text(json.dumps(manifest))
-    (work / "libs/local/package.json").write_text(
-        json.dumps({"name": "local", "version": "0.1.0", "dependencies": {"ms": "2.1.3"}})
-    )
+    (work / "libs/local/package.json").write_text(json.dumps(LOCAL_MANIFEST))
     env = online_env(
         tmp_path,
         npm_config_userconfig=str(user_config),
@@ -350,8 +342,7 @@ def remote_project(
     lock = json.loads((work / "package-lock.json").read_text())
     if lock_version == 1:  # npm 7+ writes 2 at least; version 1 is its "dependencies" part
         lock = {k: v for k, v in lock.items() if k != "packages"} | {"lockfileVersion": 1}
-    project = RemoteProject(manifest, lock_version, git_url, commit, tarball_url, tarball)
-    return project, lock
+    return RemoteProject(manifest, lock_version, remote), lock
 
 
 @pytest.mark.parametrize("lock_version", [1, 2, 3])
@@ -368,29 +359,28 @@ def test_git_url_and_file_dependencies(
             {
                 "package.json": project.manifest,
                 "package-lock.json": lock,
-                "libs/local/package.json": {"name": "local", "version": "0.1.0",
-                                            "dependencies": {"ms": "2.1.3"}},
+                "libs/local/package.json": LOCAL_MANIFEST,
             }
-        )  # fmt: skip
+        )
         request_tree.options["allow_cidrs"] = "127.0.0.0/8"
         result = request_tree.fetch(npm.fetch)
 
     deps = {d["name"]: d for d in result.packages[0]["dependencies"]}
-    hex512 = hashlib.sha512(project.tarball).hexdigest()
+    hex512 = hashlib.sha512(project.remote.tarball).hexdigest()
     bar = deps["bar"]
     assert bar["bundle_path"] == f"deps/npm/external-bar/bar-0.3.0-external-sha512-{hex512}.tgz"
-    assert bar["version"] == project.tarball_url
-    assert bar["purl"] == "pkg:generic/bar?download_url=" + quote_all(project.tarball_url)
-    assert (request_tree.bundle / bar["bundle_path"]).read_bytes() == project.tarball
+    assert bar["version"] == project.remote.tarball_url
+    assert bar["purl"] == "pkg:generic/bar?download_url=" + quote_all(project.remote.tarball_url)
+    assert (request_tree.bundle / bar["bundle_path"]).read_bytes() == project.remote.tarball
     local = deps["local"]
     assert local["version"] == "file:libs/local" and local["bundle_path"] is None
     assert local["purl"] == "pkg:generic/local?file=libs%2Flocal"
     assert local["requires"] == ["pkg:npm/ms@2.1.3"]
     foo = deps["foo"]
-    spec = f"git+{project.git_url}#{project.commit}"
+    spec = f"git+{project.remote.git_url}#{project.remote.commit}"
     assert foo["version"] == spec
     assert foo["bundle_path"] == (
-        f"deps/npm/external-foo/foo-1.2.0-external-gitcommit-{project.commit}.tgz"
+        f"deps/npm/external-foo/foo-1.2.0-external-gitcommit-{project.remote.commit}.tgz"
     )
     assert foo["purl"] == "pkg:generic/foo?vcs_url=" + quote_all(spec)
     assert foo["requires"] == [bar["canonical_purl"]]
@@ -439,6 +429,33 @@ def test_loopback_dependencies_need_the_allow_list(
         error = fetch_error(request_tree, npm.fetch)
     assert isinstance(error, errors.UnsupportedFeature) and "loopback" in error.message
     assert not list((request_tree.bundle / "deps").rglob("*.tgz"))
+
+
+def test_git_connects_only_to_the_address_the_guard_vetted(
+    request_tree: Request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The git server's host name resolves in this process only (as if DNS answered the guard
+    and then changed its answer): git reaches it only through the address Kiln resolved and
+    checked, pinned with curl's --resolve."""
+    resolve = socket.getaddrinfo
+
+    def only_here(host: Any, *args: Any, **kwargs: Any) -> Any:
+        return resolve("127.0.0.1" if host == "kiln-pinned.invalid" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", only_here)
+    with GitServer(tmp_path) as git:
+        url, commit = git.repo("foo", {"package.json": '{"name": "foo", "version": "1.0.0"}'})
+        spec = f"git+{url.replace('127.0.0.1', 'kiln-pinned.invalid')}#{commit}"
+        root = {"name": "demo", "version": "1.0.0", "dependencies": {"foo": spec}}
+        lock = {
+            "lockfileVersion": 3,
+            "packages": {"": root, "node_modules/foo": {"version": "1.0.0", "resolved": spec}},
+        }
+        request_tree.write({"package.json": root, "package-lock.json": lock})
+        request_tree.options["allow_cidrs"] = "127.0.0.0/8"
+        [package] = request_tree.fetch(npm.fetch).packages
+    [foo] = package["dependencies"]
+    assert foo["bundle_path"] == f"deps/npm/external-foo/foo-1.0.0-external-gitcommit-{commit}.tgz"
 
 
 def test_a_git_dependency_must_be_locked_to_a_commit(request_tree: Request) -> None:

@@ -22,6 +22,7 @@ from tests.cachito.git_server import GitServer
 from tests.cachito.js_fixtures import (
     DEMO,
     DEMO_MANIFEST,
+    LOCAL_MANIFEST,
     REF,
     Request,
     apply_configuration,
@@ -35,6 +36,7 @@ from tests.cachito.js_fixtures import (
     offline_env,
     online_env,
     quote_all,
+    remote_dependencies,
     request_tree,  # noqa: F401
     tarball_server,  # noqa: F401
 )
@@ -261,16 +263,9 @@ def test_git_url_and_file_dependencies(
     npm_user_config: Path,
     yarn_bin: Path,
 ) -> None:
-    base, root = tarball_server
-    tarball = npm_tarball({"name": "bar", "version": "0.3.0"}, {"index.js": "exports.bar = 3\n"})
-    (root / "bar-0.3.0.tgz").write_bytes(tarball)
-    tarball_url = f"{base}/bar-0.3.0.tgz"
-    local = {"name": "local", "version": "0.1.0", "dependencies": {"ms": "2.1.3"}}
     with GitServer(tmp_path) as git:
-        foo = {"name": "foo", "version": "1.2.0", "dependencies": {"bar": tarball_url}}
-        git_url, commit = git.repo(
-            "foo", {"package.json": json.dumps(foo), "index.js": "module.exports = 42;\n"}
-        )
+        remote = remote_dependencies(git, tarball_server)
+        git_url, commit, tarball_url = remote.git_url, remote.commit, remote.tarball_url
         manifest = {
             "name": "remote-demo",
             "version": "2.0.0",
@@ -285,7 +280,7 @@ def test_git_url_and_file_dependencies(
         work = tmp_path / "yarn-lock"
         (work / "libs/local").mkdir(parents=True)
         (work / "package.json").write_text(json.dumps(manifest))
-        (work / "libs/local/package.json").write_text(json.dumps(local))
+        (work / "libs/local/package.json").write_text(json.dumps(LOCAL_MANIFEST))
         env = online_env(tmp_path, YARN_CACHE_FOLDER=str(tmp_path / "yarn-lock-cache"))
         subprocess.run(
             [str(yarn_bin), "install", "--ignore-scripts", "--non-interactive"],
@@ -295,17 +290,17 @@ def test_git_url_and_file_dependencies(
             {
                 "package.json": manifest,
                 "yarn.lock": (work / "yarn.lock").read_text(),
-                "libs/local/package.json": local,
+                "libs/local/package.json": LOCAL_MANIFEST,
             }
         )
         request_tree.options["allow_cidrs"] = "127.0.0.0/8"
         result = request_tree.fetch(yarn.fetch)
 
     deps = {d["name"]: d for d in result.packages[0]["dependencies"]}
-    hex512 = hashlib.sha512(tarball).hexdigest()
+    hex512 = hashlib.sha512(remote.tarball).hexdigest()
     bar = deps["bar"]
     assert bar["bundle_path"] == f"deps/yarn/external-bar/bar-0.3.0-external-sha512-{hex512}.tgz"
-    sha1 = hashlib.sha1(tarball).hexdigest()
+    sha1 = hashlib.sha1(remote.tarball).hexdigest()
     assert bar["version"] == f"{tarball_url}#{sha1}"
     assert bar["purl"] == "pkg:generic/bar?download_url=" + quote_all(f"{tarball_url}#{sha1}")
     foo_dep = deps["foo"]

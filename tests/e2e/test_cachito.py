@@ -60,6 +60,19 @@ def npm_lock(tmp_path_factory: pytest.TempPathFactory) -> str:
     return (work / "package-lock.json").read_text(encoding="utf-8")
 
 
+@pytest.fixture(scope="module")
+def yarn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """yarn 1.22.22 from the npm registry (its scripts not run)."""
+    prefix = tmp_path_factory.mktemp("yarn")
+    subprocess.run(
+        ["npm", "install", "--prefix", str(prefix), "--ignore-scripts", "--no-audit", "--no-fund",
+         "yarn@1.22.22"],
+        check=True, capture_output=True,
+        env={**os.environ, "npm_config_cache": str(prefix / ".npm")},
+    )  # fmt: skip
+    return prefix / "node_modules" / ".bin" / "yarn"
+
+
 def client(stack: StackProcess, role: str = "user") -> CachitoAPI:
     return CachitoAPI(stack.info["cachito_url"], stack.info["tokens"][role], backoff=0.5)
 
@@ -216,6 +229,44 @@ def test_a_gomod_request_from_a_local_module_proxy_builds_offline(
         [go, "run", "."], root / "app", {**env, "HOME": str(tmp_path), "GOTOOLCHAIN": "local"}
     )
     assert out.strip() == "hello"
+
+
+def test_a_yarn_request_installs_offline_from_its_bundle(
+    stack: StackProcess, git: GitServer, yarn: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "lock"
+    work.mkdir()
+    (work / "package.json").write_text(json.dumps(PACKAGE_JSON), encoding="utf-8")
+    online = {**os.environ, "HOME": str(work), "YARN_CACHE_FOLDER": str(work / ".yarn-cache")}
+    subprocess.run(
+        [str(yarn), "install", "--ignore-scripts", "--non-interactive"],
+        cwd=work, check=True, capture_output=True, env=online,
+    )  # fmt: skip
+    repo, ref = git.repo(
+        "yarnapp",
+        {"package.json": json.dumps(PACKAGE_JSON), "yarn.lock": (work / "yarn.lock").read_text()},
+    )
+    api = client(stack)
+    done = api.wait_for_request(
+        api.request_sources(repo, ref, pkg_managers=["yarn"])["id"], timeout=600
+    )
+    assert {(d["type"], d["name"]) for d in done["dependencies"]} >= {("yarn", "is-odd")}
+    root = tmp_path / "bundle"
+    env = fetch_bundle(api, done["id"], root)
+    assert (root / "app/.yarnrc").exists()
+    offline_env = {
+        **env,
+        "HOME": str(tmp_path / "home"),
+        "YARN_CACHE_FOLDER": str(tmp_path / "empty-yarn-cache"),
+        "npm_config_registry": "http://127.0.0.1:9/",
+    }
+    run(
+        [str(yarn), "install", "--frozen-lockfile", "--offline", "--ignore-scripts",
+         "--non-interactive"],
+        root / "app",
+        offline_env,
+    )  # fmt: skip
+    assert (root / "app/node_modules/is-odd/package.json").exists()
 
 
 def test_submodules_and_the_git_dir_are_in_the_bundle(
