@@ -42,6 +42,7 @@ from builders.cachito.git_fetch import SUBMODULE_MANAGER
 from builders.cachito.source import (
     SourceSpec,
     fetch_source,
+    finish_tree,
     package_dir,
     package_path,
 )
@@ -233,6 +234,7 @@ class CachitoRun(JobRun):
             ctx = self._context(request, name, app_dir, deps_dir, cache)
             results.append(managers.fetch(name, ctx, request.packages_for(name)))
             self._check_limits(request.limits, results, deps_dir)
+        finish_tree(app_dir, source, request.flags)
         self.log(
             f"I: cache: {cache.hits} from the cache, {cache.fetched} fetched "
             f"({cache.fetched_bytes} bytes)"

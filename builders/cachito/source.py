@@ -122,8 +122,6 @@ def fetch_source(
         _store(cache, spec.repo, variant, app_dir, scratch, log)
     commit_time = int(git.run(app_dir, "show", "-s", "--format=%ct", "HEAD").strip())
     packages = submodule_packages(git, app_dir, spec.repo, "") if spec.submodules else []
-    if INCLUDE_GIT_DIR not in spec.flags:
-        _remove_git(app_dir, [p["path"] for p in packages])
     enforce_sandbox(app_dir, REMOVE_UNSAFE_SYMLINKS in spec.flags, log)
     return FetchedSource(commit_time, packages, from_cache)
 
@@ -182,6 +180,13 @@ def _store(
 
 
 # -- the tree --------------------------------------------------------------------------------
+def finish_tree(app_dir: Path, source: FetchedSource, flags: frozenset[str]) -> None:
+    """Once the package managers ran (gomod reads the module's version from git): ``.git``
+    goes unless ``include-git-dir``."""
+    if INCLUDE_GIT_DIR not in flags:
+        _remove_git(app_dir, [p["path"] for p in source.packages])
+
+
 def _remove_git(app_dir: Path, submodule_paths: list[str]) -> None:
     """``.git`` of the repository and each submodule's ``.git`` file."""
     for path in [".", *submodule_paths]:

@@ -24,6 +24,7 @@ from builders.cachito.source import (
     FetchedSource,
     SourceSpec,
     fetch_source,
+    finish_tree,
     package_dir,
     package_path,
 )
@@ -53,13 +54,11 @@ class Fetcher:
         self.runs += 1
         app = self.tmp_path / f"run{self.runs}" / "app"
         spec.setdefault("allow", LOOPBACK)
+        source = SourceSpec(repo=url, ref=ref, **spec)
         fetched = fetch_source(
-            SourceSpec(repo=url, ref=ref, **spec),
-            app,
-            self.tmp_path / f"run{self.runs}" / "scratch",
-            cache,
-            self.lines.append,
+            source, app, self.tmp_path / f"run{self.runs}" / "scratch", cache, self.lines.append
         )
+        finish_tree(app, fetched, source.flags)  # as the run does once the managers ran
         return app, fetched
 
 
