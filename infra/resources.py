@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from chalicelib.adapters.models import bind_tables, table_schemas
+from chalicelib.adapters.models import bind_tables, table_schemas, time_to_live
 from chalicelib.config import (
     ARCHES,
     BUILD_EVENTS_QUEUE,
@@ -97,6 +97,12 @@ def queues() -> list[QueueSpec]:
 def tables(prefix: str, region: str) -> list[dict[str, Any]]:
     bind_tables(prefix, region)
     return table_schemas()
+
+
+def table_time_to_live(prefix: str, region: str) -> dict[str, str]:
+    """Table name -> its TTL attribute, for the tables whose items expire (UpdateTimeToLive)."""
+    bind_tables(prefix, region)
+    return time_to_live()
 
 
 def upload_notification(queue_arn: str) -> dict[str, Any]:

@@ -116,6 +116,11 @@ class CachitoSubmissionModel(Model):
     key = UnicodeAttribute(hash_key=True)
     request_id = NumberAttribute()
     created = UnicodeAttribute()
+    expires = NumberAttribute(null=True)  # epoch seconds: DynamoDB's TTL deletes the claim then
+
+
+#: table -> the attribute DynamoDB's time to live reads (epoch seconds), for tables that have one
+TTL_ATTRIBUTES = {CachitoSubmissionModel: "expires"}
 
 
 CACHITO_MODELS: tuple[type[Model], ...] = (

@@ -22,7 +22,7 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from chalicelib.adapters.cachito_models import CACHITO_MODELS
+from chalicelib.adapters.cachito_models import CACHITO_MODELS, TTL_ATTRIBUTES
 from chalicelib.adapters.glance_models import GLANCE_MODELS
 from chalicelib.adapters.sized_model import SizedModel
 
@@ -256,6 +256,11 @@ def bind_tables(prefix: str, region: str) -> None:
         model.Meta.table_name = f"{prefix}-{base}"
         model.Meta.region = region
         model._connection = None  # re-create with the new settings
+
+
+def time_to_live() -> dict[str, str]:
+    """Table name -> the attribute DynamoDB's TTL deletes its items by (bound tables)."""
+    return {model.Meta.table_name: name for model, name in TTL_ATTRIBUTES.items()}
 
 
 def table_schemas() -> list[dict[str, Any]]:

@@ -33,6 +33,11 @@ def provision(region: str, table_prefix: str, bucket: str, timing: resources.Tim
         tables.append(schema["TableName"])
         if schema["TableName"] not in existing:
             dynamodb.create_table(**schema)
+    for table, attribute in resources.table_time_to_live(table_prefix, region).items():
+        dynamodb.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute},
+        )
 
     queue_urls: dict[str, str] = {}
     dead_letter_urls: dict[str, str] = {}

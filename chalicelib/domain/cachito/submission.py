@@ -256,7 +256,12 @@ def _claimed_id(principal: Principal, body: Any, window_seconds: int) -> int:
         if claim is not None and now - records.epoch(claim.created) <= window_seconds:
             return int(claim.request_id)
     key = submission_key(principal, body, window)
-    claim = CachitoSubmissionModel(key, request_id=_next_id(), created=records.utc_now())
+    claim = CachitoSubmissionModel(
+        key,
+        request_id=_next_id(),
+        created=records.utc_now(),
+        expires=int(now) + 2 * window_seconds,  # past any window it answers for: TTL removes it
+    )
     try:
         claim.save(condition=CachitoSubmissionModel.key.does_not_exist())
     except PutError as exc:
