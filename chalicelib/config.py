@@ -66,6 +66,9 @@ class Settings:
         "remove-unsafe-symlinks"
     )
     cachito_representatives: str = ""  # subjects that may send "user" (on behalf of others)
+    # upstream's LOGIN_DISABLED: a call with no token acts as an anonymous user of this tenant
+    # (for clients that cannot send one, e.g. Cachito's own integration tests); "": never
+    cachito_anonymous_tenant: str = ""
     cachito_exclusive_pairs: str = "npm:yarn"  # managers that may not share a package path
     cachito_arch: str = "x86_64"  # the build hosts that run Cachito requests
     cachito_idempotency_seconds: int = 600  # the same POST again within it: the same request

@@ -135,7 +135,7 @@ def request_json(
         "repo": request.repo,
         "ref": request.ref,
         "pkg_managers": list(request.pkg_managers or []),
-        "user": request.user,
+        "user": request.user or None,  # none when login is disabled, as upstream shows it
         "environment_variables": {
             name: info["value"] for name, info in environment_variables(request).items()
         },

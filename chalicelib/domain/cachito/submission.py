@@ -59,6 +59,9 @@ PACKAGE_CONFIG_KEYS = {
 NO_REPLACEMENTS = {"npm": "npm", "pip": "pip", "rubygems": "RubyGems", "yarn": "yarn"}
 REPLACEMENT_KEYS = ("name", "type", "version")
 ON_BEHALF = "You are not authorized to create a request on behalf of another user"
+LOGIN_DISABLED = 'Cannot set "user" when authentication is disabled'
+#: the subject of a call without a token where login is disabled (settings.cachito_anonymous_tenant)
+ANONYMOUS = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +102,8 @@ def check(body: Any, principal: Principal, settings: Settings) -> Checked:
     _check_replacements(replacements, managers)
     user, submitted_by = principal.subject, None
     if body.get("user"):
+        if principal.subject == ANONYMOUS:
+            raise BadRequest(LOGIN_DISABLED)
         if principal.subject not in _names(settings.cachito_representatives):
             raise Forbidden(ON_BEHALF)
         user, submitted_by = body["user"], principal.subject

@@ -16,7 +16,7 @@ from typing import Any
 from chalice import Blueprint, Response
 
 from chalicelib import observability
-from chalicelib.auth import Principal, verify_bearer
+from chalicelib.auth import Principal
 from chalicelib.container import container
 from chalicelib.domain.cachito import (
     bundles,
@@ -28,7 +28,7 @@ from chalicelib.domain.cachito import (
 )
 from chalicelib.domain.cachito.request_json import request_json as shown
 from chalicelib.errors import DomainError
-from chalicelib.faces.cachito.routing import CachitoCall, cachito_route, render
+from chalicelib.faces.cachito.routing import CachitoCall, cachito_route, principal_from, render
 from chalicelib.streaming import StreamingRoute, StreamRequest, StreamResponse
 
 bp = Blueprint(__name__)
@@ -129,7 +129,7 @@ def _bundle(principal: Principal, request_id: str) -> bundles.Bundle:
 # -- the streaming download, served by the local front ---------------------------------------
 def _stream_download(request: StreamRequest) -> StreamResponse:
     try:
-        principal = verify_bearer(request.headers.get("authorization"), container().settings)
+        principal = principal_from({k.lower(): v for k, v in request.headers.items()})
         schema.check_query((), [(name, "") for name in request.query])
         bundle = _bundle(principal, request.params["request_id"])
     except DomainError as error:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalice import Blueprint, Response
 from chalice.app import Request
 
 from chalicelib import safe_json
+from chalicelib.auth import Principal, verify_bearer
+from chalicelib.container import container
 from chalicelib.domain.cachito.schema import FieldErrors
+from chalicelib.domain.cachito.submission import ANONYMOUS
 from chalicelib.errors import BadRequest, DomainError
 from chalicelib.faces import routing_core
 from chalicelib.faces.routing_core import BODY_METHODS, View, ViewArguments
@@ -116,12 +119,27 @@ def _no_context(_request: Request) -> None:
     return None
 
 
+def principal_from(headers: Mapping[str, str]) -> Principal:
+    """The caller: its bearer token's principal; with no Authorization header and
+    ``cachito_anonymous_tenant`` set (upstream's login disabled), an anonymous user of that
+    tenant."""
+    settings = container().settings
+    header = headers.get("authorization")
+    if not header and settings.cachito_anonymous_tenant:
+        return Principal(ANONYMOUS, settings.cachito_anonymous_tenant, "user")
+    return verify_bearer(header, settings)
+
+
+def _principal(request: Request) -> Principal:
+    return principal_from({k.lower(): v for k, v in request.headers.items()})
+
+
 CACHITO_FACE: routing_core.Face[None] = routing_core.Face(
     name="cachito",
     path_prefix=PREFIX + "/",
     # every content type reaches the view: the body is read as JSON whatever it is labelled
     content_types=("*/*",),
-    principal_of=routing_core.bearer_principal,
+    principal_of=_principal,
     inputs=_call,
     respond=respond,
     error_context=_no_context,
