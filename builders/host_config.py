@@ -40,6 +40,9 @@ class HostConfig:
     ssh_ports: tuple[int, int] = (2200, 2299)
     endpoint_url: str | None = None  # AWS_ENDPOINT_URL (moto locally) for every AWS client
     log_chunk_seconds: float = 2.0  # how often new log lines go up as a chunk
+    # a Cachito request's step that runs this long is reported again ("still running"), so
+    # the request's ``updated`` moves: atomic-reactor gives up an hour after its last change
+    cachito_progress_seconds: float = 600.0
 
     @classmethod
     def from_env(cls) -> HostConfig:
@@ -58,6 +61,7 @@ class HostConfig:
             ssh_ports=port_range(env.get("KILN_SSH_PORTS", "2200-2299")),
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             log_chunk_seconds=float(env.get("KILN_LOG_CHUNK_SECONDS", "2")),
+            cachito_progress_seconds=float(env.get("KILN_CACHITO_PROGRESS_SECONDS", "600")),
         )
 
     @property

@@ -27,6 +27,7 @@ import logging
 import re
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,11 @@ from builders.cachito.source import (
     package_dir,
     package_path,
 )
+from builders.host_config import HostConfig
 from builders.job_run import Cancelled, JobRun, Stopped
-from builders.report import digests
+from builders.report import Reporter, digests
 from chalicelib.adapters.web_fetch import AllowList, FetchFailed, FetchRefused
-from chalicelib.host_protocol import Artifact, BuildOutput, MediaType
+from chalicelib.host_protocol import Artifact, BuildOutput, JobMessage, MediaType
 
 STATUS = "building_image"
 SOURCE_REASON = "Fetching the application source"
@@ -162,11 +164,52 @@ class SourceRequest:
 
 
 class CachitoRun(JobRun):
+    def __init__(
+        self,
+        job: JobMessage,
+        reporter: Reporter,
+        s3: Any,
+        config: HostConfig,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(job, reporter, s3, config, *args, **kwargs)
+        self._still_every = config.cachito_progress_seconds
+        self._reason = ""
+        self._reason_since = time.monotonic()
+        self._done = threading.Event()
+
+    def step(
+        self,
+        status: str,
+        ssh_containers: list[dict[str, Any]] | None = None,
+        upload_status: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().step(status, ssh_containers, upload_status, reason)
+        if reason:
+            self._reason, self._reason_since = reason, time.monotonic()
+
+    def _still_running(self) -> None:
+        """While one step runs long, report it again every ``cachito_progress_seconds`` with
+        how long it has taken: a new state reason, so the request's ``updated`` moves."""
+        while not self._done.wait(self._still_every):
+            if not self._reason:
+                continue
+            took = int(time.monotonic() - self._reason_since)
+            spent = f"{took // 60} min" if took >= 60 else f"{took} s"
+            reason = f"{self._reason} (still running after {spent})"
+            try:
+                self._reporter.progress(self.job_id, STATUS, reason=reason)
+            except Exception as exc:  # a lost report is only a late one
+                self.log(f"W: kiln: could not report progress: {exc}")
+
     def execute(self) -> BuildOutput:
         started = time.monotonic()
         workdir.remove(self.work_dir)
         self.work_dir.mkdir(parents=True)
         self._live.start()
+        threading.Thread(target=self._still_running, name="still-running", daemon=True).start()
         uploaded: list[str] = []
         try:
             try:
@@ -185,6 +228,7 @@ class CachitoRun(JobRun):
             self._remove(uploaded)
             raise
         finally:
+            self._done.set()
             self._live.close()
             workdir.remove(self.work_dir)
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -41,6 +42,7 @@ def git(cwd: Path, *args: str) -> str:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     root: Path
+    delay: float = 0.0  # seconds before each answer: a slow git host
 
     def log_message(self, *args: object) -> None:
         pass
@@ -52,6 +54,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._backend()
 
     def _backend(self) -> None:
+        time.sleep(self.delay)
         path, _, query = self.path.partition("?")
         env = {
             "GIT_PROJECT_ROOT": str(self.root),
@@ -89,11 +92,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class GitServer:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, delay: float = 0.0) -> None:
         self.root = root / "git-served"
         self.root.mkdir(parents=True, exist_ok=True)
         self._work = root / "git-work"
-        handler = type("Handler", (_Handler,), {"root": self.root})
+        handler = type("Handler", (_Handler,), {"root": self.root, "delay": delay})
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
 

@@ -4,6 +4,7 @@ agent's answers."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -365,3 +366,20 @@ def test_an_archive_member_escaping_the_target_is_refused(tmp_path: Path) -> Non
     with pytest.raises(ArchiveRefused):
         extract_tar(archive, tmp_path / "target", 1000)
     assert not (tmp_path / "planted").exists()
+
+
+def test_a_long_step_is_reported_again_so_the_request_keeps_moving(
+    host: Host, tmp_path: Path
+) -> None:
+    """atomic-reactor gives up an hour after a request's ``updated`` last changed: a step that
+    runs long is reported again, each time with a new reason."""
+    host.config = dataclasses.replace(host.config, cachito_progress_seconds=0.3)
+    with GitServer(tmp_path / "slow", delay=0.5) as slow:  # a slow git host: a slow fetch
+        url, commit = slow.repo("app", FILES)
+        job = host.job(url, commit)
+        host.run(job)
+    reasons = [p["reason"] for p in host.progress(job.job_id)]
+    assert reasons[0] == "Fetching the application source"
+    again = [r for r in reasons if r.startswith("Fetching the application source (still")]
+    assert again and again[0] == "Fetching the application source (still running after 0 s)"
+    assert [r for r in reasons if "(still" not in r] == REASONS
