@@ -20,8 +20,6 @@ occurred`` (HostError), the details in the job's log.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
 import json
 import logging
 import re
@@ -37,7 +35,7 @@ from builders.backends.base import BuildError
 from builders.cachito import managers
 from builders.cachito.bundle import build_bundle
 from builders.cachito.context import FetchContext, Limits, ManagerResult
-from builders.cachito.dep_cache import DEFAULT_PREFIX, S3DependencyCache
+from builders.cachito.dep_cache import S3DependencyCache
 from builders.cachito.errors import CachitoError, NetworkError, ValidationError
 from builders.cachito.git_fetch import SUBMODULE_MANAGER
 from builders.cachito.source import (
@@ -45,8 +43,8 @@ from builders.cachito.source import (
     fetch_source,
     finish_tree,
     package_dir,
-    package_path,
 )
+from builders.cachito.source_request import SourceRequest
 from builders.host_config import HostConfig
 from builders.job_run import Cancelled, JobRun, Stopped
 from builders.report import Reporter, digests
@@ -58,9 +56,6 @@ SOURCE_REASON = "Fetching the application source"
 BUNDLE_REASON = "Assembling the bundle archive"
 UPLOAD_REASON = "Uploading the bundle"
 REUSE_REASON = "Reusing the bundle of an identical request from the cache"
-#: bumped when the bundle or package data an unchanged request yields changes (cached results
-#: of another format are not reused)
-BUNDLE_FORMAT = 1
 BUNDLE_NAME = "bundle.tar.gz"
 PACKAGES_NAME = "packages.json"
 UNKNOWN_ERROR = "An unknown error occurred"
@@ -91,76 +86,6 @@ class UnknownError(CachitoError):
 
 def fetch_reason(manager: str) -> str:
     return f"Fetching the {manager} dependencies"
-
-
-@dataclasses.dataclass(frozen=True)
-class SourceRequest:
-    """The job message's ``source_request``."""
-
-    request_id: int
-    repo: str
-    ref: str
-    pkg_managers: list[str]
-    packages: dict[str, list[dict[str, Any]]]
-    flags: frozenset[str]
-    dependency_replacements: list[dict[str, Any]]
-    options: dict[str, Any]
-    limits: Limits
-    cache_prefix: str
-
-    @classmethod
-    def parse(cls, body: Any) -> SourceRequest:
-        """ValueError for a message the service could not have sent; ValidationError for a
-        package path that is absolute or climbs out of the repository."""
-        if not isinstance(body, dict) or not body.get("repo") or not body.get("ref"):
-            raise ValueError("the job message has no source_request with repo and ref")
-        given = body.get("limits") or {}
-        limits = Limits(
-            **{
-                f.name: int(given[f.name])
-                for f in dataclasses.fields(Limits)
-                if given.get(f.name) is not None
-            }
-        )
-        packages = {
-            str(name): [
-                {**item, "path": package_path(str(name), item.get("path"))} for item in items
-            ]
-            for name, items in (body.get("packages") or {}).items()
-        }
-        return cls(
-            request_id=int(body.get("request_id") or 0),
-            repo=str(body["repo"]),
-            ref=str(body["ref"]),
-            pkg_managers=[str(name) for name in body.get("pkg_managers") or []],
-            packages=packages,
-            flags=frozenset(str(flag) for flag in body.get("flags") or []),
-            dependency_replacements=list(body.get("dependency_replacements") or []),
-            options=dict(body.get("options") or {}),
-            limits=limits,
-            cache_prefix=str(body.get("cache_prefix") or DEFAULT_PREFIX),
-        )
-
-    def fingerprint(self) -> str:
-        """What makes two requests' outputs the same: everything but the request's id and
-        limits (a commit, pinned dependencies and immutable registry files give the same
-        bundle)."""
-        inputs = {
-            "format": BUNDLE_FORMAT,
-            "repo": self.repo,
-            "ref": self.ref,
-            "pkg_managers": self.pkg_managers,
-            "packages": self.packages,
-            "flags": sorted(self.flags),
-            "dependency_replacements": self.dependency_replacements,
-            "options": self.options,
-        }
-        canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-    def packages_for(self, manager: str) -> list[dict[str, Any]]:
-        """``packages.<manager>``, or the repository root."""
-        return [dict(item) for item in self.packages.get(manager) or [{"path": "."}]]
 
 
 class CachitoRun(JobRun):
@@ -306,13 +231,7 @@ class CachitoRun(JobRun):
         ]
         self.check_interrupted()
         self._remember(request, cache, artifacts)
-        return BuildOutput(
-            image_id=self.job.image_id,
-            artifacts=artifacts,
-            log_key=self.upload_log(),
-            node=self._reporter.xname,
-            build_seconds=round(time.monotonic() - started, 3),
-        )
+        return self._output(artifacts, started)
 
     def _reuse(
         self, request: SourceRequest, cache: S3DependencyCache, started: float, uploaded: list[str]
@@ -335,6 +254,10 @@ class CachitoRun(JobRun):
             f"I: cache: the bundle and package data of an identical earlier request "
             f"(fingerprint {fingerprint}) from the cache: no source or dependency fetched"
         )
+        return self._output(artifacts, started)
+
+    def _output(self, artifacts: list[Artifact], started: float) -> BuildOutput:
+        """SendTaskSuccess's output: the outputs, then the whole log."""
         return BuildOutput(
             image_id=self.job.image_id,
             artifacts=artifacts,
