@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.cachito.helpers import REF, REPO
 from tests.ims.helpers import NOOP_RECIPE, SSH_KEY
 from tests.served import Served, served_kiln
 
@@ -19,6 +20,8 @@ IMS = "/apis/ims/v3"
 COMPOSER = "/api/image-builder-composer/v2"
 GLANCE_JSON = "application/json"
 PATCH_21 = "application/openstack-images-v2.1-json-patch"
+CACHITO = "/api/v1"
+CACHITO_REQUEST = {"repo": REPO, "ref": REF, "pkg_managers": []}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,13 @@ def ids(served: Served) -> dict[str, str]:
     recipe = served.call("POST", f"{IMS}/recipes", NOOP_RECIPE).json()
     image = served.call("POST", f"{IMS}/images", {"name": "i"}).json()
     glance = served.call("POST", "/v2/images", {"name": "g"}).json()
-    return {"recipe": recipe["id"], "image": image["id"], "glance": glance["id"]}
+    cachito = served.call("POST", f"{CACHITO}/requests", CACHITO_REQUEST).json()
+    return {
+        "recipe": recipe["id"],
+        "image": image["id"],
+        "glance": glance["id"],
+        "cachito": str(cachito["id"]),
+    }
 
 
 #: (name, method, path template, content type, role); {recipe} etc. are filled from ``ids``
@@ -61,6 +70,15 @@ BODIES = [
         GLANCE_JSON,
         "user",
     ),
+    ("cachito request", "POST", f"{CACHITO}/requests", "application/json", "user"),
+    ("cachito patch", "PATCH", f"{CACHITO}/requests/{{cachito}}", "application/json", "worker"),
+    (
+        "cachito configuration files",
+        "POST",
+        f"{CACHITO}/requests/{{cachito}}/configuration-files",
+        "application/json",
+        "worker",
+    ),
 ]
 HOSTILE = {
     "array nested 10,000 deep": b"[" * 10000 + b"]" * 10000,
@@ -81,6 +99,9 @@ def assert_face_error(response: requests.Response, path: str) -> None:
         assert response.headers["Content-Type"] == "application/problem+json"
         body = response.json()
         assert body["status"] == response.status_code and body["title"] and body["detail"]
+    elif path.startswith(CACHITO):
+        body = response.json()
+        assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
     elif path.startswith(COMPOSER):
         body = response.json()
         assert body["kind"] == "Error" and body["code"].startswith("IMAGE-BUILDER-COMPOSER-")
@@ -110,6 +131,12 @@ def test_nothing_hostile_was_written(served: Served, ids: dict[str, str]) -> Non
     images = served.call("GET", "/v2/images").json()["images"]
     assert [i["id"] for i in images] == [ids["glance"]]
     assert images[0]["name"] == "g" and images[0]["status"] == "queued"
+    requests_made = served.call("GET", f"{CACHITO}/requests").json()["items"]
+    assert [str(r["id"]) for r in requests_made] == [ids["cachito"]]
+    request = served.call("GET", f"{CACHITO}/requests/{ids['cachito']}").json()
+    assert request["state_history"][-1]["state_reason"] == "The request was initiated"
+    config = served.call("GET", f"{CACHITO}/requests/{ids['cachito']}/configuration-files")
+    assert config.json() == []
 
 
 #: text fields over their limits, each refused before anything is written

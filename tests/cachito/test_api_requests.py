@@ -367,3 +367,12 @@ def test_a_failed_request_shows_its_error_origin_and_type(kiln: Kiln) -> None:
     assert shown["state"] == "failed" and shown["state_reason"] == text
     assert shown["error_origin"] == "client" and shown["error_type"] == "InvalidRepoStructure"
     assert shown["packages"] == [] and shown["dependencies"] == []
+
+
+def test_a_requests_build_job_is_not_listed_as_an_ims_job(kiln: Kiln) -> None:
+    """The request's job is filed under a kind of its own: IMS's job list never shows it."""
+    kiln.register_host(xname="cachito-host", job_types=("cachito",))
+    request_id = h.create(kiln)["id"]
+    assert h.record(request_id).job_id
+    assert kiln.call("GET", "/apis/ims/v3/jobs").json_body == []
+    assert kiln.call("GET", "/apis/ims/v3/jobs", role="admin").json_body == []

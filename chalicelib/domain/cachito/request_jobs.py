@@ -17,7 +17,7 @@ from chalicelib.domain.builds.kinds import Ports
 from chalicelib.domain.cachito import request_records
 from chalicelib.domain.cachito.job_kinds import JOB_TYPE, REQUEST_KIND, CachitoJob
 
-JOB_RECORD_KIND = "job"
+JOB_RECORD_KIND = "cachito-job"  # its own list partition: IMS lists never show these jobs
 SCHEDULE_FAILED = "Failed to schedule the task to the workers. Please try again."
 
 
