@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters import records
+from chalicelib.adapters.models import JobModel
 from chalicelib.faces.cachito.routing import NOT_FOUND, UNAUTHORIZED
 from tests.cachito import helpers as h
 from tests.cachito.helpers import REF, REPO, V1
@@ -376,3 +378,9 @@ def test_a_requests_build_job_is_not_listed_as_an_ims_job(kiln: Kiln) -> None:
     assert h.record(request_id).job_id
     assert kiln.call("GET", "/apis/ims/v3/jobs").json_body == []
     assert kiln.call("GET", "/apis/ims/v3/jobs", role="admin").json_body == []
+    job_id = h.record(request_id).job_id
+    for method, role in (("GET", "admin"), ("DELETE", "admin"), ("PATCH", "worker")):
+        body = {"job_status": "error"} if method == "PATCH" else None
+        answer = kiln.call(method, f"/apis/ims/v3/jobs/{job_id}", body, role=role)
+        assert answer.status_code == 404, (method, answer.body)
+    assert records.find(JobModel, job_id) is not None  # IMS's DELETE did not remove it

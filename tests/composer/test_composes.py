@@ -262,3 +262,16 @@ def test_composes_are_tenant_scoped(hosts: Kiln) -> None:
     compose_id = post(hosts, compose_body()).json_body["id"]
     other = hosts.call("GET", f"{API}/composes/{compose_id}", tenant="other")
     assert other.status_code == 404 and other.json_body["id"] == "15"
+
+
+def test_a_composes_jobs_are_not_ims_jobs(hosts: Kiln) -> None:
+    """IMS's job routes see IMS's own jobs only: a compose's are not listed, shown, changed or
+    deleted through them (they are the composer's)."""
+    compose_id = post(hosts, compose_body(image("x86_64"))).json_body["id"]
+    (job_id,) = job_ids(hosts, compose_id)
+    assert hosts.call("GET", "/apis/ims/v3/jobs", role="admin").json_body == []
+    for method, role in (("GET", "admin"), ("DELETE", "admin"), ("PATCH", "worker")):
+        body = {"job_status": "error"} if method == "PATCH" else None
+        answer = hosts.call(method, f"/apis/ims/v3/jobs/{job_id}", body, role=role)
+        assert answer.status_code == 404, (method, answer.body)
+    assert status(hosts, compose_id)["image_status"]["status"] == "pending"

@@ -171,7 +171,7 @@ def _visible(model: Any, record_id: str, principal: Principal, kind: str) -> Any
 
 
 def get(principal: Principal, job_id: str) -> JobModel:
-    return records.get_visible(JobModel, job_id, principal, "job")
+    return records.get_visible(JobModel, job_id, principal, "job", KIND)
 
 
 def build_log(principal: Principal, job_id: str, store: ArtifactStore) -> str:
