@@ -1,9 +1,10 @@
-"""What the npm and yarn manager tests share (tests/cachito/test_npm.py, test_yarn.py): a
-small real project (registry packages: a scoped one, a nested version, a dev one) and its
-lockfiles, a request's working tree with the dependency cache on moto's S3, tarballs served
-on loopback, and how a client applies the result (configuration files written under the
-bundle, environment variables exported) before installing with no network; and the remote
-dependencies both managers' lockfiles name: a git repository and an http tarball on loopback."""
+"""What the npm and yarn manager tests share (tests/cachito/test_npm.py, test_npm_git.py,
+test_yarn.py): a small real project (registry packages: a scoped one, a nested version, a dev
+one) and its lockfiles, a request's working tree with the dependency cache on moto's S3,
+tarballs served on loopback, and how a client applies the result (configuration files written
+under the bundle, environment variables exported) before installing with no network, as
+``npm ci --offline`` does for both npm modules; and the remote dependencies both managers'
+lockfiles name: a git repository and an http tarball on loopback."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 import threading
 import urllib.parse
@@ -240,6 +242,20 @@ def offline_env(tmp_path: Path, npm_user_config: Path, result: ManagerResult) ->
     }
     env.update({name: var["value"] for name, var in result.environment_variables.items()})
     return env
+
+
+def npm_ci_offline(bundle: Path, subpath: str, env: dict[str, str]) -> Path:
+    """A copy of the bundle, its configuration applied by the caller, installed offline."""
+    done = subprocess.run(
+        ["npm", "ci", "--offline", "--ignore-scripts", "--no-audit", "--no-fund"],
+        cwd=bundle / "app" / subpath,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return bundle / "app" / subpath / "node_modules"
 
 
 def installed_version(node_modules: Path, name: str) -> str:

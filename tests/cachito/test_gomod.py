@@ -1,138 +1,40 @@
 """The gomod package manager (builders/cachito/gomod.py) with the real Go toolchain, against a
 module proxy in a directory (tests/cachito/go_proxy.py) and the dependency cache in moto's S3:
-records and purls, the bundle's module cache, a second request served from the cache, the
-flags, dependency replacements, refusals, and an offline ``go build`` from the bundle alone."""
+records and purls, the bundle's module cache and an offline ``go build`` from the bundle alone,
+a second request served from the cache, two modules of one repository, versions from the
+repository's tags and pseudo-versions, GOPROXY lists, and the refusals (missing go.mod files, a
+module missing from the proxy, the byte limit, a go.mod needing a newer toolchain). The flags
+and dependency replacements are in test_gomod_flags.py."""
+
+# ruff: noqa: F811 - the fixtures tests/cachito/gomod_fixtures.py holds are imported, then named
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 
 from builders.cachito import gomod
-from builders.cachito.context import FetchContext, Limits, ManagerResult
-from builders.cachito.dep_cache import S3DependencyCache
-from builders.cachito.errors import (
-    GoModError,
-    InvalidRepoStructure,
-    UnsupportedFeature,
-    ValidationError,
-)
+from builders.cachito.context import Limits
+from builders.cachito.errors import GoModError, InvalidRepoStructure, ValidationError
 from builders.cachito.gomod_proxy import parse_goproxy, unescape
 from builders.cachito.gomod_version import module_version
 from infra.local.provision import Provisioned
 from tests.cachito.git_server import git
 from tests.cachito.go_proxy import GoProxy, go_mod_text
-
-GREET = "example.com/greet"
-SHOUT = "example.com/Upper/shout"  # escaped as example.com/!upper/shout
-APP = "example.com/app"
-REF = "0123456789abcdef0123456789abcdef01234567"
-DOWNLOADS = "deps/gomod/pkg/mod/cache/download"
-
-GREET_GO = 'package greet\n\nfunc Hello() string {{ return "{}" }}\n'
-SHOUT_GO = (
-    'package shout\n\nimport (\n\t"strings"\n\n\t"example.com/greet"\n)\n\n'
-    "func Shout() string { return strings.ToUpper(greet.Hello()) }\n"
+from tests.cachito.gomod_fixtures import (
+    APP,
+    DOWNLOADS,
+    GREET,
+    SHOUT,
+    Request,
+    by_name,
+    offline_build,
+    proxy,  # noqa: F401
+    write_app,
 )
-MAIN_GO = (
-    'package main\n\nimport (\n\t"fmt"\n\n\t"example.com/Upper/shout"\n)\n\n'
-    "func main() { fmt.Println(shout.Shout()) }\n"
-)
-
-
-@pytest.fixture
-def proxy(tmp_path: Path) -> GoProxy:
-    published = GoProxy(tmp_path / "proxy")
-    published.add(GREET, "v1.0.0", {"greet.go": GREET_GO.format("hello")})
-    published.add(GREET, "v1.1.0", {"greet.go": GREET_GO.format("hello again")})
-    published.add(SHOUT, "v1.1.0", {"shout.go": SHOUT_GO}, requires={GREET: "v1.0.0"})
-    return published
-
-
-def write_app(app: Path, proxy: GoProxy, files: dict[str, str] | None = None) -> None:
-    """The application: module example.com/app, a main package importing shout."""
-    app.mkdir(parents=True, exist_ok=True)
-    requires = {SHOUT: "v1.1.0", GREET: "v1.0.0 // indirect"}
-    contents = {
-        "go.mod": go_mod_text(APP, requires),
-        "go.sum": proxy.go_sum(SHOUT, "v1.1.0") + proxy.go_sum(GREET, "v1.0.0"),
-        "main.go": MAIN_GO,
-        **(files or {}),
-    }
-    for path, text in contents.items():
-        (app / path).parent.mkdir(parents=True, exist_ok=True)
-        (app / path).write_text(text, encoding="utf-8")
-
-
-class Request:
-    """One request's context on ``root`` (``root/app`` is its source tree), its S3 cache and
-    what it logged."""
-
-    def __init__(
-        self,
-        root: Path,
-        aws: Provisioned,
-        proxy: GoProxy,
-        flags: tuple[str, ...] = (),
-        replacements: list[dict[str, Any]] | None = None,
-        goproxy: str | None = None,
-    ) -> None:
-        self.root, self.logs = root, []
-        self.cache = S3DependencyCache(
-            boto3.client("s3", region_name="us-east-1"), aws.bucket, log=self.logs.append
-        )
-        (root / "deps").mkdir(parents=True, exist_ok=True)
-        self.ctx = FetchContext(
-            app_dir=root / "app",
-            deps_dir=root / "deps",
-            repo="https://git.example.com/app.git",
-            ref=REF,
-            flags=frozenset(flags),
-            dependency_replacements=replacements or [],
-            cache=self.cache,
-            log=self.logs.append,
-            step=self.logs.append,
-            check_interrupted=lambda: None,
-            options={"goproxy": goproxy or proxy.url, "gosumdb": "off"},
-            work_dir=root / "work",
-        )
-
-    def fetch(self, packages: list[dict[str, Any]] | None = None) -> ManagerResult:
-        return gomod.fetch(self.ctx, packages if packages is not None else [{"path": "."}])
-
-
-def by_name(records: list[dict[str, Any]], name: str, kind: str) -> dict[str, Any]:
-    return next(r for r in records if r["name"] == name and r["type"] == kind)
-
-
-def offline_build(bundle: Path, result: ManagerResult, tmp_path: Path) -> str:
-    """Copy app/ and deps/ alone elsewhere, apply the request's variables as atomic-reactor
-    does (paths joined onto the bundle root) and ``go build`` there with no proxy and, where
-    this kernel lets an unprivileged user have one, in a network namespace of its own."""
-    tree = tmp_path / "unpacked"
-    shutil.copytree(bundle / "app", tree / "app", symlinks=True)
-    shutil.copytree(bundle / "deps", tree / "deps", symlinks=True)
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "GOTOOLCHAIN": "local"}
-    for name, variable in result.environment_variables.items():
-        value = variable["value"]
-        env[name] = str(tree / value) if variable["kind"] == "path" else value
-    binaries = tmp_path / "binaries"
-    command = [str(gomod.go_binary()), "build", "-o", f"{binaries}/", "./..."]
-    if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"]).returncode == 0:
-        command = ["unshare", "-rn", *command]
-    done = subprocess.run(
-        command, cwd=tree / "app", env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    ran = subprocess.run([binaries / "app"], capture_output=True, text=True, check=True)
-    return ran.stdout.strip()
 
 
 def test_modules_packages_purls_and_bundle(tmp_path: Path, aws: Provisioned, proxy: GoProxy):
@@ -206,149 +108,6 @@ def test_a_second_request_downloads_nothing(tmp_path: Path, aws: Provisioned, pr
     assert (tmp_path / "second" / DOWNLOADS / "example.com/!upper/shout/@v/v1.1.0.zip").is_file()
 
 
-def test_vendor_flag_keeps_dependencies_in_the_source(
-    tmp_path: Path, aws: Provisioned, proxy: GoProxy
-):
-    write_app(tmp_path / "req" / "app", proxy)
-    request = Request(tmp_path / "req", aws, proxy, flags=("gomod-vendor",))
-
-    result = request.fetch()
-
-    app = tmp_path / "req" / "app"
-    assert (app / "vendor" / "example.com" / "Upper" / "shout" / "shout.go").is_file()
-    assert "# example.com/Upper/shout v1.1.0" in (app / "vendor" / "modules.txt").read_text()
-    downloads = tmp_path / "req" / DOWNLOADS
-    assert downloads.is_dir() and not any(downloads.iterdir())
-    deps = {d["name"]: d for d in by_name(result.packages, APP, "gomod")["dependencies"]}
-    assert deps[SHOUT]["version"] == "v1.1.0"
-    assert deps[SHOUT]["bundle_path"] is None and deps[SHOUT]["sha256"] is None
-    assert result.environment_variables["GOFLAGS"]["value"] == "-mod=vendor"
-    assert request.cache.fetched > 0  # go mod vendor fetched through the cache too
-
-    shutil.rmtree(proxy.root)
-    assert offline_build(tmp_path / "req", result, tmp_path) == "HELLO"
-
-    # the vendor directory is now consistent: gomod-vendor-check accepts it as it is
-    checked = Request(tmp_path / "req", aws, proxy, flags=("gomod-vendor-check",))
-    assert checked.fetch().packages == result.packages
-
-
-def test_vendor_check_refuses_an_inconsistent_vendor_directory(
-    tmp_path: Path, aws: Provisioned, proxy: GoProxy
-):
-    stale = "# example.com/Upper/shout v1.0.0\n## explicit\nexample.com/Upper/shout\n"
-    write_app(tmp_path / "req" / "app", proxy, {"vendor/modules.txt": stale})
-    request = Request(tmp_path / "req", aws, proxy, flags=("gomod-vendor-check",))
-
-    with pytest.raises(ValidationError) as failure:
-        request.fetch()
-
-    assert failure.value.message == (
-        "The content of the vendor directory is not consistent with go.mod. Run `go mod vendor` "
-        "locally to fix this problem. See the logs for more details."
-    )
-    assert any("vendor/modules.txt" in line or "modules.txt" in line for line in request.logs)
-
-
-def test_force_gomod_tidy_runs_go_mod_tidy_first(tmp_path: Path, aws: Provisioned, proxy: GoProxy):
-    """An unused requirement goes, a missing one is added at its latest version (go asks the
-    proxy for the version list, which passes through uncached); an empty proxy in front of the
-    real one is skipped, as go skips a 404."""
-    proxy.add("example.com/unused", "v1.0.0", {"unused.go": "package unused\n"})
-    proxy.add("example.com/extra", "v1.0.0", {"extra.go": "package extra\n\nconst X = 1\n"})
-    proxy.add("example.com/extra", "v1.2.0", {"extra.go": "package extra\n\nconst X = 2\n"})
-    main = MAIN_GO.replace('"fmt"\n', '"fmt"\n\n\t_ "example.com/extra"\n')
-    write_app(tmp_path / "req" / "app", proxy, {"main.go": main})
-    go_mod = tmp_path / "req" / "app" / "go.mod"
-    go_mod.write_text(go_mod.read_text() + "\nrequire example.com/unused v1.0.0\n")
-    empty = tmp_path / "empty-proxy"
-    empty.mkdir()
-    goproxy = f"{empty.as_uri()},{proxy.url}"
-    request = Request(tmp_path / "req", aws, proxy, flags=("force-gomod-tidy",), goproxy=goproxy)
-
-    result = request.fetch()
-
-    deps = {d["name"]: d["version"] for d in by_name(result.packages, APP, "gomod")["dependencies"]}
-    assert deps == {GREET: "v1.0.0", SHOUT: "v1.1.0", "example.com/extra": "v1.2.0"}
-    tidied = go_mod.read_text()
-    assert "example.com/unused" not in tidied and "example.com/extra v1.2.0" in tidied
-
-
-def test_dependency_replacement(tmp_path: Path, aws: Provisioned, proxy: GoProxy):
-    write_app(tmp_path / "req" / "app", proxy)
-    replacement = {"name": GREET, "type": "gomod", "version": "v1.1.0"}
-    request = Request(tmp_path / "req", aws, proxy, replacements=[replacement])
-
-    result = request.fetch()
-
-    deps = {d["name"]: d for d in by_name(result.packages, APP, "gomod")["dependencies"]}
-    assert deps[GREET]["version"] == "v1.1.0"
-    assert deps[GREET]["replaces"] == {"type": "gomod", "name": GREET, "version": "v1.0.0"}
-    assert deps[GREET]["purl"] == "pkg:golang/example.com%2Fgreet@v1.1.0"
-    assert deps[SHOUT]["replaces"] is None
-    go_mod = (tmp_path / "req" / "app" / "go.mod").read_text()
-    assert "replace example.com/greet => example.com/greet v1.1.0" in go_mod
-    package = by_name(result.packages, APP, "go-package")
-    assert by_name(package["dependencies"], GREET, "go-package")["version"] == "v1.1.0"
-    shutil.rmtree(proxy.root)
-    assert offline_build(tmp_path / "req", result, tmp_path) == "HELLO AGAIN"
-
-
-def test_local_replacements_take_the_parent_module_purl(
-    tmp_path: Path, aws: Provisioned, proxy: GoProxy
-):
-    lib_go = 'package lib\n\nimport "example.com/lib/sub"\n\nfunc Name() string { return sub.N }\n'
-    tool_go = 'package main\n\nimport "example.com/lib"\n\nfunc main() { _ = lib.Name() }\n'
-    files = {
-        "lib/go.mod": go_mod_text("example.com/lib"),
-        "lib/lib.go": lib_go,
-        "lib/sub/sub.go": 'package sub\n\nconst N = "local"\n',
-        "cmd/tool/main.go": tool_go,
-    }
-    write_app(tmp_path / "req" / "app", proxy, files)
-    go_mod = tmp_path / "req" / "app" / "go.mod"
-    go_mod.write_text(
-        go_mod.read_text()
-        + "\nrequire example.com/lib v0.0.0\n\nreplace example.com/lib => ./lib\n"
-    )
-    request = Request(tmp_path / "req", aws, proxy)
-
-    result = request.fetch()
-
-    version = "v0.0.0-00010101000000-0123456789ab"
-    parent = f"pkg:golang/example.com%2Fapp@{version}"
-    lib = by_name(
-        by_name(result.packages, APP, "gomod")["dependencies"], "example.com/lib", "gomod"
-    )
-    assert lib["version"] == "./lib" and lib["purl"] == f"{parent}#lib"
-    assert lib["canonical_purl"] == f"pkg:golang/example.com/app@{version}#lib"
-    assert lib["bundle_path"] is None
-    tool = by_name(result.packages, f"{APP}/cmd/tool", "go-package")
-    assert tool["path"] == "cmd/tool" and tool["module"] == APP
-    sub = by_name(tool["dependencies"], "example.com/lib/sub", "go-package")
-    assert sub["version"] == "./lib/sub" and sub["purl"] == f"{parent}#lib/sub"
-    lib_package = by_name(tool["dependencies"], "example.com/lib", "go-package")
-    assert lib_package["requires"] == [f"pkg:golang/example.com/app@{version}#lib/sub"]
-
-
-@pytest.mark.parametrize(
-    ("target", "error", "message"),
-    [
-        ("../outside", ValidationError, "The local file dependency path ../outside is outside"),
-        ("/etc/lib", UnsupportedFeature, "Absolute paths to gomod dependencies are not supported"),
-    ],
-)
-def test_local_replacements_must_stay_in_the_repository(
-    tmp_path: Path, aws: Provisioned, proxy: GoProxy, target: str, error: type, message: str
-):
-    write_app(tmp_path / "req" / "app", proxy)
-    go_mod = tmp_path / "req" / "app" / "go.mod"
-    go_mod.write_text(go_mod.read_text() + f"\nreplace example.com/greet => {target}\n")
-
-    with pytest.raises(error, match=message):
-        Request(tmp_path / "req", aws, proxy).fetch()
-
-
 def test_missing_go_mod_files(tmp_path: Path, aws: Provisioned, proxy: GoProxy):
     (tmp_path / "req" / "app" / "a").mkdir(parents=True)
     (tmp_path / "req" / "app" / "b").mkdir()
@@ -363,20 +122,6 @@ def test_missing_go_mod_files(tmp_path: Path, aws: Provisioned, proxy: GoProxy):
     assert two.value.message == (
         "The a/go.mod; b/go.mod files must be present for the gomod package manager"
     )
-
-
-def test_workspaces_and_replacements_of_several_modules_are_refused(
-    tmp_path: Path, aws: Provisioned, proxy: GoProxy
-):
-    write_app(tmp_path / "req" / "app", proxy, {"sub/go.mod": go_mod_text("example.com/sub")})
-    replacement = {"name": GREET, "type": "gomod", "version": "v1.1.0"}
-    request = Request(tmp_path / "req", aws, proxy, replacements=[replacement])
-
-    with pytest.raises(UnsupportedFeature, match="only supported for a single go module path"):
-        request.fetch([{"path": "."}, {"path": "sub"}])
-    (tmp_path / "req" / "app" / "go.work").write_text("go 1.21\n\nuse .\n")
-    with pytest.raises(InvalidRepoStructure, match="Go workspaces are not supported by Cachito."):
-        request.fetch([{"path": "sub"}])
 
 
 def test_a_module_missing_from_the_proxy(tmp_path: Path, aws: Provisioned, proxy: GoProxy):

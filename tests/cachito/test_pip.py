@@ -1,7 +1,11 @@
-"""The pip package manager of Cachito requests: real PyPI downloads, URL dependencies from a
-loopback web server and git dependencies from a loopback git server, the S3 dependency cache
-(in-process moto), upstream's refusals, and a bundle that `pip install` builds from with no
-network."""
+"""The pip package manager of Cachito requests, what a request fetches and records: real PyPI
+sdists with their hashes and records, the S3 dependency cache (in-process moto) answering a
+second request and replacing a corrupt object, URL dependencies from a loopback web server and
+git dependencies from a loopback git server, package names read without running setup.py, an
+operator's HTML package index, and a bundle that `pip install` builds from with no network (the
+refusals and their error messages are in test_pip_refusals.py)."""
+
+# ruff: noqa: F811 - the fixtures tests/cachito/pip_fixtures.py holds are imported, then named
 
 from __future__ import annotations
 
@@ -17,118 +21,33 @@ import sys
 import tarfile
 import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
 from builders.cachito import pip
-from builders.cachito.context import FetchContext, Limits
 from builders.cachito.dep_cache import S3DependencyCache
-from builders.cachito.errors import (
-    FileAccessError,
-    InvalidChecksum,
-    InvalidRequestData,
-    UnsupportedFeature,
-    ValidationError,
-)
+from builders.cachito.errors import InvalidRequestData
 from chalicelib.cachito_purl import enc
 from infra.local.provision import Provisioned
 from tests.cachito.git_server import GitServer
+from tests.cachito.pip_fixtures import (
+    REF,
+    SETUP_PY,
+    SIX_SHA,
+    QuietHandler,
+    cache,  # noqa: F401
+    logs,  # noqa: F401
+    make_context,
+    make_sdist,
+    web,  # noqa: F401
+)
 
-REPO = "https://github.com/Kiln-Test/App.git"
-REF = "a" * 40
-SIX_SHA = "1e61c37477a1626458e36f7b1d82aa5c9b094fa4802892072e49de9c60c4c926"
 TOML_SHA = "b3bda1d108d5dd99f4a20d24d9c348e91c4db7ab1b749200bded2f839ccbe68f"
 PYPROJECT = '[project]\nname = "demo-app"\nversion = "1.2.3"\n'
 #: what building the sdists below needs, as a real project's requirements-build.txt lists it
 BUILD_REQUIREMENTS = "setuptools==75.3.0\nwheel==0.45.1\nflit-core==3.9.0\n"
-SETUP_PY = (
-    "from setuptools import setup\nsetup(name={name!r}, version='1.0', py_modules=[{name!r}])\n"
-)
-
-
-@pytest.fixture
-def logs() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def cache(aws: Provisioned, logs: list[str]) -> S3DependencyCache:
-    return S3DependencyCache(
-        boto3.client("s3", region_name="us-east-1"), aws.bucket, log=logs.append
-    )
-
-
-def make_context(
-    root: Path,
-    cache: S3DependencyCache,
-    logs: list[str],
-    files: dict[str, str],
-    allow_cidrs: str = "",
-    limits: Limits = Limits(),
-) -> FetchContext:
-    app = root / "app"
-    for path, content in files.items():
-        (app / path).parent.mkdir(parents=True, exist_ok=True)
-        (app / path).write_text(content)
-    app.mkdir(parents=True, exist_ok=True)
-    (root / "deps").mkdir()
-    return FetchContext(
-        app_dir=app,
-        deps_dir=root / "deps",
-        repo=REPO,
-        ref=REF,
-        flags=frozenset(),
-        dependency_replacements=[],
-        cache=cache,
-        log=logs.append,
-        step=logs.append,
-        check_interrupted=lambda: None,
-        limits=limits,
-        options={"pip_index_url": "https://pypi.org", "allow_cidrs": allow_cidrs},
-        work_dir=root / "work",
-    )
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def make_sdist(name: str) -> bytes:
-    """A minimal sdist of ``name`` 1.0 (setup.py, PKG-INFO, one module)."""
-    members = {
-        f"{name}-1.0/setup.py": SETUP_PY.format(name=name),
-        f"{name}-1.0/PKG-INFO": f"Metadata-Version: 1.0\nName: {name}\nVersion: 1.0\n",
-        f"{name}-1.0/{name}.py": "VALUE = 1\n",
-    }
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for path, text in members.items():
-            data = text.encode()
-            info = tarfile.TarInfo(path)
-            info.size, info.mtime = len(data), 1_700_000_000
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A loopback web server with urldep-1.0.tar.gz: (its URL, its sha256)."""
-    root = tmp_path / "web"
-    root.mkdir()
-    data = make_sdist("urldep")
-    (root / "urldep-1.0.tar.gz").write_bytes(data)
-    handler = functools.partial(QuietHandler, directory=str(root))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        yield (
-            f"http://127.0.0.1:{server.server_address[1]}/urldep-1.0.tar.gz",
-            hashlib.sha256(data).hexdigest(),
-        )
-        server.shutdown()
 
 
 def test_sdists_from_pypi_with_their_hashes(
@@ -265,99 +184,6 @@ def test_url_and_git_dependencies(
     ]
 
 
-@pytest.mark.parametrize(
-    ("requirements", "error", "message"),
-    [
-        (
-            "requests>=2\n",
-            ValidationError,
-            "Requirement must be pinned to an exact version: requests>=2",
-        ),
-        ("flask\n", ValidationError, "Requirement must be pinned to an exact version: flask"),
-        (
-            "six==1.16.0 --hash=sha256:" + "0" * 64 + "\n",
-            InvalidChecksum,
-            "Failed to verify checksum of six-1.16.0.tar.gz against any of the provided hashes",
-        ),
-        (
-            "toml @ https://example.com/toml-0.10.2.tar.gz\n",
-            ValidationError,
-            "URL requirement must specify exactly one hash, but specifies 0: "
-            "toml @ https://example.com/toml-0.10.2.tar.gz. Use the --hash option",
-        ),
-        (
-            "x @ https://example.com/x-1.0-py3-none-any.whl#cachito_hash=sha256:00\n",
-            ValidationError,
-            "URL for requirement does not contain any recognized file extension",
-        ),
-        (
-            "git+https://github.com/quay/appr@main#egg=appr\n",
-            ValidationError,
-            "No git ref in appr @ git+https://github.com/quay/appr@main#egg=appr "
-            "(expected 40 hexadecimal characters)",
-        ),
-        ("hg+https://x.org/y@" + "1" * 40 + "#egg=y\n", ValidationError, "Unsupported VCS for y @"),
-        ("git+ssh://git@x.org/y@" + "1" * 40 + "#egg=y\n", UnsupportedFeature, "Only git+https"),
-        (
-            "https://example.com/y-1.tar.gz#cachito_hash=sha256:00\n",
-            ValidationError,
-            "Egg name could not",
-        ),
-        ("-e .\n", ValidationError, "Direct references with 'file' scheme are not supported"),
-        (
-            "--index-url https://x.org/simple\nsix==1.16.0\n",
-            ValidationError,
-            "Cachito does not support the following options: --index-url",
-        ),
-        ("--bogus\n", ValidationError, "Unknown requirements file option '--bogus'"),
-        (
-            "six==1.16.0 --hash=sha256:" + SIX_SHA + "\ntoml==0.10.2\n",
-            ValidationError,
-            "Hash is required, dependency does not specify any: toml==0.10.2",
-        ),
-    ],
-)
-def test_requirements_upstream_refuses(
-    tmp_path: Path,
-    cache: S3DependencyCache,
-    logs: list[str],
-    requirements: str,
-    error: type[Exception],
-    message: str,
-) -> None:
-    ctx = make_context(tmp_path, cache, logs, {"requirements.txt": requirements})
-    with pytest.raises(error) as caught:
-        pip.fetch(ctx, [{"path": "."}])
-    assert message in str(caught.value)
-
-
-def test_loopback_addresses_need_the_allow_list(
-    tmp_path: Path, cache: S3DependencyCache, logs: list[str], web: tuple[str, str]
-) -> None:
-    url, sha = web
-    with GitServer(tmp_path) as git:
-        git_url, commit = git.repo("gitdep", {"setup.py": SETUP_PY.format(name="gitdep")})
-        for line in (
-            f"urldep @ {url}#cachito_hash=sha256:{sha}",
-            f"gitdep @ git+{git_url}@{commit}",
-        ):
-            ctx = make_context(tmp_path / line[:3], cache, logs, {"requirements.txt": line + "\n"})
-            with pytest.raises(ValidationError, match="loopback and not in the allow-list"):
-                pip.fetch(ctx, [{"path": "."}])
-    assert cache.fetched == 0
-
-
-def test_a_commit_the_git_repository_lacks(
-    tmp_path: Path, cache: S3DependencyCache, logs: list[str]
-) -> None:
-    with GitServer(tmp_path) as git:
-        git_url, _commit = git.repo("gitdep", {"setup.py": SETUP_PY.format(name="gitdep")})
-        line = f"gitdep @ git+{git_url}@{'0' * 40}\n"
-        ctx = make_context(tmp_path, cache, logs, {"requirements.txt": line}, "127.0.0.0/8")
-        with pytest.raises(InvalidRequestData, match=f"The commit {'0' * 40} is not in"):
-            pip.fetch(ctx, [{"path": "."}])
-
-
 def test_git_connects_only_to_the_addresses_the_guard_vetted(
     tmp_path: Path, cache: S3DependencyCache, logs: list[str]
 ) -> None:
@@ -369,33 +195,6 @@ def test_git_connects_only_to_the_addresses_the_guard_vetted(
         ctx = make_context(tmp_path, cache, logs, {"requirements.txt": line}, "127.0.0.0/8,::1")
         [package] = pip.fetch(ctx, [{"path": "."}]).packages
     assert package["dependencies"][0]["bundle_path"].startswith("deps/pip/localhost:")
-
-
-def test_a_missing_requirements_file(
-    tmp_path: Path, cache: S3DependencyCache, logs: list[str]
-) -> None:
-    ctx = make_context(tmp_path, cache, logs, {"sub/requirements.txt": ""})
-    with pytest.raises(
-        FileAccessError, match="Following requirement file has an invalid path: sub/other.txt"
-    ):
-        pip.fetch(ctx, [{"path": "sub", "requirements_files": ["other.txt"]}])
-    with pytest.raises(ValidationError, match="must be a relative path"):
-        pip.fetch(ctx, [{"path": "sub", "requirements_files": ["../../etc/passwd"]}])
-    (ctx.app_dir / "sub/outside.txt").symlink_to("/etc/hostname")
-    with pytest.raises(ValidationError, match="sub/outside.txt leads outside of the source"):
-        pip.fetch(ctx, [{"path": "sub", "requirements_files": ["outside.txt"]}])
-
-
-def test_the_limits_bound_a_request(
-    tmp_path: Path, cache: S3DependencyCache, logs: list[str]
-) -> None:
-    files = {"requirements.txt": "six==1.16.0\ntoml==0.10.2\n"}
-    ctx = make_context(tmp_path / "count", cache, logs, files, limits=Limits(max_dependencies=1))
-    with pytest.raises(ValidationError, match="limit of 1 dependencies per request"):
-        pip.fetch(ctx, [{"path": "."}])
-    ctx = make_context(tmp_path / "bytes", cache, logs, files, limits=Limits(max_bytes=40_000))
-    with pytest.raises(ValidationError, match="limit of 40000 bytes per request"):
-        pip.fetch(ctx, [{"path": "."}])
 
 
 def test_package_names_are_read_without_running_anything(

@@ -93,9 +93,9 @@ def test_a_result_arriving_after_the_request_went_stale_is_not_kept(kiln: Kiln) 
 @pytest.mark.parametrize("limit", ["age", "size"])
 def test_the_dependency_cache_is_evicted_least_recently_used_first(kiln: Kiln, limit: str) -> None:
     bucket = kiln.provisioned.bucket
-    for name in ("old", "middle", "new"):
+    for name, then_wait in (("old", 1.1), ("middle", 2.5), ("new", 0)):
         h.s3().put_object(Bucket=bucket, Key=f"{CACHE}deps/sha256/{name}", Body=b"x" * 100)
-        time.sleep(1.1)  # S3 keeps LastModified to the second
+        time.sleep(then_wait)  # S3 keeps LastModified to the second; "new" is 2.5 s younger
     if limit == "age":
         kiln.configure(cachito_cache_max_age_seconds=2)
         expected = [f"{CACHE}deps/sha256/new"]
