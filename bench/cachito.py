@@ -27,6 +27,7 @@ from infra.local.process import StackProcess  # noqa: E402
 from infra.local.tokens import mint  # noqa: E402
 from tests.cachito.atomic_client import CachitoAPI  # noqa: E402
 from tests.cachito.git_server import GitServer  # noqa: E402
+from tests.cachito.lockfiles import npm_lockfile  # noqa: E402
 
 #: pinned sdists (with what building them offline needs), as a real requirements.txt has them
 PIP_REQUIREMENTS = """\
@@ -70,18 +71,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def lockfile(work: Path) -> str:
-    (work / "package.json").write_text(json.dumps(PACKAGE_JSON), encoding="utf-8")
-    subprocess.run(
-        ["npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund"],
-        cwd=work,
-        check=True,
-        capture_output=True,
-        env={**os.environ, "npm_config_cache": str(work / ".npm-lock")},
-    )
-    return (work / "package-lock.json").read_text(encoding="utf-8")
-
-
 def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     started = time.monotonic()
     done = subprocess.run(
@@ -102,7 +91,7 @@ def request_seconds(api: CachitoAPI, repo: str, ref: str) -> tuple[float, dict]:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kiln-bench-cachito-") as temp:
         work = Path(temp)
-        lock = lockfile(work)
+        lock = npm_lockfile(work, PACKAGE_JSON)
         npm_count = len([k for k in json.loads(lock)["packages"] if k])
         files = {
             "requirements.txt": PIP_REQUIREMENTS,

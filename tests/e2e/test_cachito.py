@@ -26,6 +26,7 @@ from tests.cachito.atomic_client import (
 )
 from tests.cachito.git_server import GitServer
 from tests.cachito.go_proxy import GoProxy, go_mod_text
+from tests.cachito.lockfiles import npm_lockfile
 
 pytestmark = pytest.mark.slow
 
@@ -48,16 +49,7 @@ def git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
 @pytest.fixture(scope="module")
 def npm_lock(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A real project's package-lock.json (v3), made by npm from the registry, no scripts."""
-    work = tmp_path_factory.mktemp("npm-lock")
-    (work / "package.json").write_text(json.dumps(PACKAGE_JSON), encoding="utf-8")
-    subprocess.run(
-        ["npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund"],
-        cwd=work,
-        check=True,
-        capture_output=True,
-        env={**os.environ, "npm_config_cache": str(work / ".npm")},
-    )
-    return (work / "package-lock.json").read_text(encoding="utf-8")
+    return npm_lockfile(tmp_path_factory.mktemp("npm-lock"), PACKAGE_JSON)
 
 
 @pytest.fixture(scope="module")
