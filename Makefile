@@ -10,10 +10,11 @@ ROLE ?= user
 
 .PHONY: up test test-fast test-slow lint token bench host-deps install clean
 
-$(VENV)/.installed: requirements.txt requirements-host.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-host.txt requirements-dev.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q pip==26.2.1  # chalice 1.34 wants pip<26.3
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	$(VENV)/bin/pip install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 
 install: $(VENV)/.installed

@@ -10,7 +10,9 @@ from chalicelib import observability
 from chalicelib.config import BUILD_EVENTS_QUEUE, GLANCE_IMPORTS_QUEUE, UPLOAD_EVENTS_QUEUE
 from chalicelib.container import container
 from chalicelib.faces import cachito as cachito_face
+from chalicelib.faces import cnr as cnr_face
 from chalicelib.faces import framework_errors
+from chalicelib.faces import omps as omps_face
 from chalicelib.faces.composer import composes as composer_composes
 from chalicelib.faces.composer import service as composer_service
 from chalicelib.faces.glance import data as glance_data
@@ -31,6 +33,8 @@ for face in (composer_composes, composer_service):
 for face in (glance_discovery, glance_images, glance_members, glance_data):
     app.register_blueprint(face.bp)
 cachito_face.register(app)
+omps_face.register(app)
+cnr_face.register(app)
 #: Glance's data routes and Cachito's download as the local front streams them (same domain calls
 #: as the routes above)
 streaming_routes = glance_data.STREAMING_ROUTES + cachito_face.STREAMING_ROUTES

@@ -84,6 +84,22 @@ class Settings:
     cachito_max_source_bytes: int = 2 * 1024**3  # a repository's clone
     cachito_cache_max_bytes: int = 50 * 1024**3  # the shared dependency and source cache
     cachito_cache_max_age_seconds: int = 30 * 86400  # since a cached object was last used
+    # OMPS face and Kiln's app registry (docs/omps.md)
+    omps_organizations: str = ""  # JSON: {org: {public, replace_registry, ..., tenants}}
+    omps_robots: str = ""  # JSON: {user: {password, tenant, role}}: "basic" registry tokens
+    omps_default_release_version: str = "1.0.0"
+    omps_max_content_length: int = 2 * 1024 * 1024  # a push request's body
+    omps_max_uncompressed_bytes: int = 20 * 1024 * 1024  # declared, and really extracted
+    omps_max_entries: int = 1000  # entries of an uploaded zip
+    omps_koji_hub_url: str = ""  # "": koji pushes answer that no hub is configured
+    omps_koji_root_url: str = ""
+    omps_koji_max_bytes: int = 20 * 1024 * 1024  # an operator-manifests archive download
+    omps_request_timeout_seconds: int = 30  # Koji and Greenwave calls
+    omps_greenwave_url: str = ""  # ends in "/"; "": koji pushes skip Greenwave
+    omps_greenwave_context: str = ""
+    omps_greenwave_product_version: str = ""
+    omps_version: str = "11.2"  # what /about reports as the service version
+    omps_cnr_api_version: str = "0.0.3"  # what /cnr/version reports
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -124,15 +140,16 @@ class Settings:
             glance_inline_data_max=int(
                 env.get("KILN_GLANCE_INLINE_DATA_MAX", str(5 * 1024 * 1024))
             ),
-            **_cachito(env),
+            **_face_settings(env),
         )
 
 
-def _cachito(env: os._Environ[str]) -> dict[str, Any]:
-    """The Cachito settings given in the environment (KILN_CACHITO_<NAME>), typed as declared."""
+def _face_settings(env: os._Environ[str]) -> dict[str, Any]:
+    """The Cachito and OMPS settings given in the environment (KILN_CACHITO_<NAME>,
+    KILN_OMPS_<NAME>), typed as declared."""
     found: dict[str, Any] = {}
     for field in dataclasses.fields(Settings):
-        if not field.name.startswith("cachito_"):
+        if not field.name.startswith(("cachito_", "omps_")):
             continue
         value = env.get(f"KILN_{field.name.upper()}")
         if value is not None:

@@ -20,6 +20,7 @@ from chalicelib.config import (
     queue_names,
 )
 from chalicelib.config import settings as load_settings
+from chalicelib.domain.appregistry.releases import AppRegistry
 
 
 class Container:
@@ -56,6 +57,11 @@ class Container:
         return ArtifactStore(
             self._client("s3"), self.settings.artifact_bucket, self.settings.presign_seconds
         )
+
+    @functools.cached_property
+    def app_registry(self) -> AppRegistry:
+        """Kiln's app registry (OMPS releases), its blobs in the artifact bucket."""
+        return AppRegistry(self.artifacts, self.settings)
 
     @functools.cached_property
     def workflows(self) -> Workflows:

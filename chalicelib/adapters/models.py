@@ -22,6 +22,7 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from chalicelib.adapters.appregistry_models import APPREGISTRY_MODELS
 from chalicelib.adapters.cachito_models import CACHITO_MODELS, TTL_ATTRIBUTES
 from chalicelib.adapters.glance_models import GLANCE_MODELS
 from chalicelib.adapters.sized_model import SizedModel
@@ -246,6 +247,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     NodeSlotModel,
     *GLANCE_MODELS,
     *CACHITO_MODELS,
+    *APPREGISTRY_MODELS,
 )
 
 

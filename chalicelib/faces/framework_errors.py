@@ -17,13 +17,22 @@ from chalicelib.errors import (
     UnsupportedMediaType,
 )
 from chalicelib.faces.cachito.routing import CACHITO_FACE
+from chalicelib.faces.cnr.routing import CNR_FACE
 from chalicelib.faces.composer.routing import COMPOSER_FACE
 from chalicelib.faces.glance.routing import GLANCE_FACE
 from chalicelib.faces.ims.routing import IMS_FACE
+from chalicelib.faces.omps.routing import OMPS_FACE
 from chalicelib.faces.routing_core import INTERNAL_ERROR, Face
 
 #: the faces in the order their path prefixes are tried; the first match wins (Glance: the root)
-FACES: tuple[Face[Any], ...] = (IMS_FACE, COMPOSER_FACE, CACHITO_FACE, GLANCE_FACE)
+FACES: tuple[Face[Any], ...] = (
+    IMS_FACE,
+    COMPOSER_FACE,
+    CACHITO_FACE,
+    OMPS_FACE,
+    CNR_FACE,
+    GLANCE_FACE,
+)
 _ERRORS: dict[str, type[DomainError]] = {
     "MethodNotAllowedError": MethodNotAllowed,
     "UnsupportedMediaType": UnsupportedMediaType,

@@ -1,0 +1,7 @@
+"""App registry (CNR) face: packages routes (docs/design-omps.md)."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+
+bp = Blueprint(__name__)
