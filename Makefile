@@ -57,6 +57,7 @@ bench: install
 	$(PY) bench/archive_bombs.py
 	$(PY) bench/chaos.py
 	$(PY) bench/cachito.py
+	$(PY) bench/omps.py
 
 clean:
 	rm -rf $(VENV) .kiln .pytest_cache .mypy_cache .ruff_cache

@@ -2,8 +2,11 @@
 
 Writers: admins; the tenants the organization's configuration lists (``tenants``); when it
 lists none, the tenant that claimed the namespace with its first push (a conditional write, so
-two tenants racing for a new namespace cannot both get it). Readers of a private package: its
-writers, admins and workers; a public package is readable by anyone, anonymous callers too."""
+two tenants racing for a new namespace cannot both get it) and, while no one has, any caller
+with a token. Readers of a private package: its writers, admins and workers; a public package
+is readable by anyone, anonymous callers too. As Quay's, a refusal names the package and the
+scopes missing: ``["create"]`` to push a new package, ``["push"]`` to push to one, ``["pull"]``
+to read one, ``["pull", "push"]`` to delete."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import datetime
 from pynamodb.exceptions import PutError
 
 from chalicelib.adapters.appregistry_models import AppNamespaceModel
+from chalicelib.auth import Principal
 from chalicelib.domain.appregistry.callers import Caller
 from chalicelib.domain.appregistry.errors import RegistryForbidden, UnauthorizedAccess
 from chalicelib.domain.omps.organizations import Organization
@@ -22,22 +26,17 @@ def writers(organization: Organization) -> tuple[str, ...]:
     if organization.tenants:
         return organization.tenants
     try:
-        return (AppNamespaceModel.get(organization.name).owner_tenant,)
+        return (AppNamespaceModel.get(organization.name, consistent_read=True).owner_tenant,)
     except AppNamespaceModel.DoesNotExist:
         return ()
 
 
 def can_write(caller: Caller, organization: Organization) -> bool:
-    principal = caller.principal
-    if principal is None:
-        return False
-    if principal.role == "admin":
-        return True
-    owners = writers(organization)
-    return principal.tenant in owners or (not owners and not organization.tenants)
+    return _writes(caller, organization, writers(organization))
 
 
 def can_read(caller: Caller, organization: Organization, visibility: str) -> bool:
+    """Whether ``caller`` may read a package of the namespace with this visibility."""
     if visibility == "public":
         return True
     principal = caller.principal
@@ -46,15 +45,44 @@ def can_read(caller: Caller, organization: Organization, visibility: str) -> boo
     return principal.sees_all_tenants or principal.tenant in writers(organization)
 
 
-def require_write(caller: Caller, organization: Organization, package: str, exists: bool) -> None:
+def knows_namespace(caller: Caller, organization: Organization) -> bool:
+    """Whether ``caller`` may learn that a package of the namespace does not exist (404)
+    rather than be refused it (403): its writers, admins and workers."""
+    principal = caller.principal
+    if principal is None:
+        return False
+    return principal.sees_all_tenants or can_write(caller, organization)
+
+
+def require_write(
+    caller: Caller,
+    organization: Organization,
+    package: str,
+    exists: bool,
+    scopes: list[str] | None = None,
+    claiming: bool = True,
+) -> None:
     """RegistryForbidden (UnauthorizedAccess for anonymous callers) unless ``caller`` may
-    publish to or delete from the package; claims an unclaimed namespace for its tenant."""
+    publish to or delete from the package; ``claiming``: an unclaimed namespace becomes its
+    tenant's. ``scopes``: what a refusal names (default: ``push``, ``create`` for a new
+    package)."""
+    principal = require_token(caller, organization, package)
+    owners = writers(organization)
+    refusal = scopes or ["push" if exists else "create"]
+    if not _writes(caller, organization, owners):
+        raise forbidden(organization.name, package, *refusal)
+    if claiming and not organization.tenants and not owners and principal.role != "admin":
+        claim(caller, organization.name, package, refusal)
+
+
+def require_token(caller: Caller, organization: Organization, package: str) -> Principal:
+    """The caller's principal; UnauthorizedAccess for an anonymous one (writes need a token)."""
     if caller.principal is None:
-        raise UnauthorizedAccess("Unauthorized access: a token is required")
-    if not can_write(caller, organization):
-        raise forbidden(organization.name, package, "push" if exists else "create")
-    if not organization.tenants and caller.principal.role != "admin":
-        claim(caller, organization.name)
+        raise UnauthorizedAccess(
+            f"Unauthorized access for: {organization.name}/{package}: a token is required",
+            {"package": f"{organization.name}/{package}"},
+        )
+    return caller.principal
 
 
 def require_read(caller: Caller, organization: Organization, package: str, visibility: str) -> None:
@@ -62,8 +90,11 @@ def require_read(caller: Caller, organization: Organization, package: str, visib
         raise forbidden(organization.name, package, "pull")
 
 
-def claim(caller: Caller, namespace: str) -> None:
-    """Make the caller's tenant the namespace's owner, unless it already has one."""
+def claim(
+    caller: Caller, namespace: str, package: str = "", scopes: list[str] | None = None
+) -> None:
+    """Make the caller's tenant the namespace's owner, unless it already has one (then the
+    caller must be of that tenant)."""
     record = AppNamespaceModel(
         namespace,
         owner_tenant=caller.tenant,
@@ -74,15 +105,27 @@ def claim(caller: Caller, namespace: str) -> None:
     except PutError as exc:
         if not _conditional(exc):
             raise
-        if AppNamespaceModel.get(namespace).owner_tenant != caller.tenant:
-            raise forbidden(namespace, "", "create") from None
+        owner = AppNamespaceModel.get(namespace, consistent_read=True).owner_tenant
+        if owner != caller.tenant:
+            raise forbidden(namespace, package, *(scopes or ["create"])) from None
 
 
-def forbidden(namespace: str, package: str, scope: str) -> RegistryForbidden:
+def forbidden(namespace: str, package: str, *scopes: str) -> RegistryForbidden:
     name = f"{namespace}/{package}"
     return RegistryForbidden(
-        f"Unauthorized access for: {name}", {"package": name, "scopes": [scope]}
+        f"Unauthorized access for: {name}", {"package": name, "scopes": list(scopes)}
     )
+
+
+def _writes(caller: Caller, organization: Organization, owners: tuple[str, ...]) -> bool:
+    principal = caller.principal
+    if principal is None:
+        return False
+    if principal.role == "admin":
+        return True
+    if organization.tenants or owners:
+        return principal.tenant in owners
+    return True  # an unclaimed namespace: the first push claims it
 
 
 def _conditional(exc: Exception) -> bool:

@@ -75,7 +75,8 @@ def _basic(encoded: str) -> tuple[str, str]:
 
 def _robot(user: str, password: str, settings: Settings) -> Principal:
     robot = robots(settings.omps_robots).get(user)
-    if robot is None or not hmac.compare_digest(str(robot.get("password", "")), password):
+    expected = str(robot.get("password", "")).encode() if robot is not None else b""
+    if robot is None or not hmac.compare_digest(expected, password.encode()):
         raise UnauthorizedAccess("Invalid Username or Password")
     role = str(robot.get("role", "user"))
     if role not in ROLES:

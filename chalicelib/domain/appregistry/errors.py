@@ -42,3 +42,15 @@ class PackageExists(RegistryError):
 
 class InvalidRelease(RegistryError):
     status, code = 422, "invalid-release"
+
+
+class CsvNotFound(RegistryError):
+    """The release's operator bundle has no ClusterServiceVersion of that name (OLM export)."""
+
+    status, code = 404, "csv-not-found"
+
+
+class InvalidBundle(RegistryError):
+    """The release's blob is not an operator bundle Kiln can export for OLM."""
+
+    status, code = 422, "invalid-bundle"

@@ -2,10 +2,14 @@
 Quay's appregistry (CNR) API keeps them (omps-behaviour.md §14; docs/design-omps.md).
 
 A release is written once: its record is put with ``attribute_not_exists`` in one transaction
-with its package's release counter, so a duplicate is PackageExists and never a clobber. The
-blob goes to S3 first, named by its sha256 (the same bytes are one object). With no release
-given, ``publish`` takes the next version of the one package (§6) and, when a concurrent push
-took it first, the next one after that."""
+with its package's release counter, so a duplicate is PackageExists and never a clobber (unless
+the push forces it, as Quay's ``?force=true``: then it replaces the release). The blob goes to
+S3 first, named by its sha256 (the same bytes are one object). With no release given,
+``publish`` takes the next version of the one package (§6) and, when a concurrent push took it
+first, the next one after that.
+
+Reads follow Quay: a package the caller may not read is refused (403, scope ``pull``), and so is
+one that does not exist, unless the caller could create it (then 404)."""
 
 from __future__ import annotations
 
@@ -13,18 +17,11 @@ import dataclasses
 import datetime
 import functools
 import hashlib
-import json
-import re
-
-from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError
-from pynamodb.expressions.update import Action
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.appregistry_models import AppPackageModel, AppReleaseModel
 from chalicelib.adapters.artifacts import ArtifactStore, ObjectMissing
 from chalicelib.config import Settings
-from chalicelib.domain.appregistry import access
+from chalicelib.domain.appregistry import access, manifests, release_store
 from chalicelib.domain.appregistry.callers import Caller
 from chalicelib.domain.appregistry.errors import (
     InvalidRelease,
@@ -32,25 +29,26 @@ from chalicelib.domain.appregistry.errors import (
     PackageExists,
     PackageNotFound,
 )
+from chalicelib.domain.appregistry.release_store import Outcome
+from chalicelib.domain.appregistry.versions import (  # noqa: F401 - re-exported
+    RELEASE,
+    VERSION,
+    highest_first,
+    next_version,
+    precedence,
+    valid_release,
+    version_key,
+)
 from chalicelib.domain.omps import organizations
 from chalicelib.domain.omps.organizations import Organization
 
 MEDIA_TYPES = ("helm", "kpm", "docker-compose")
-#: releases OMPS computes from (x.y.z only); others (9.0.0-rc1) are kept but not counted
-VERSION = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
-#: any semantic version (pre-releases and build metadata allowed), as Quay takes releases
-RELEASE = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
-    r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
-)
-PACKAGE_NAME = re.compile(r"^[a-z0-9][.a-z0-9_-]{0,254}$")
+PACKAGE_NAME = release_store.PACKAGE_NAME
 NAMESPACE_NAME = organizations.ORG_NAME
-#: attempts at the next version when concurrent pushes keep taking it
+VISIBILITIES = ("private", "public")
+#: attempts at a write when concurrent pushes keep taking the next version or conflicting
 ALLOCATION_ATTEMPTS = 50
-
-
-def blob_key(digest: str) -> str:
-    return f"appregistry/blobs/sha256/{digest}"
+blob_key = release_store.blob_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,12 +72,12 @@ class Release:
 class PackageSummary:
     namespace: str
     package: str
-    releases: tuple[str, ...]  # newest first
-    default: str
+    releases: tuple[str, ...]  # highest first, as Quay lists them
+    default: str  # the highest release
     visibility: str
     created_at: str
     updated_at: str
-    media_types: tuple[str, ...]
+    media_types: tuple[str, ...]  # of the default release
 
     @property
     def name(self) -> str:
@@ -88,19 +86,6 @@ class PackageSummary:
 
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def version_key(version: str) -> tuple[int, int, int]:
-    major, minor, patch = version.split(".")
-    return int(major), int(minor), int(patch)
-
-
-def next_version(existing: list[str], default: str) -> str:
-    """§6: the highest x.y.z release with its major bumped; none: ``default``."""
-    valid = [release for release in existing if VERSION.match(release)]
-    if not valid:
-        return default
-    return f"{max(version_key(release) for release in valid)[0] + 1}.0.0"
 
 
 class AppRegistry:
@@ -116,6 +101,13 @@ class AppRegistry:
         )
 
     # -- writes -----------------------------------------------------------------------------
+    def check_push(self, caller: Caller, namespace: str, package: str) -> None:
+        """What Quay checks before it reads a push's body: the names, then that the caller may
+        create the package (new) or push to it."""
+        _check_names(namespace, package)
+        existing = release_store.package(namespace, package)
+        access.require_write(caller, self.organization(namespace), package, existing is not None)
+
     def publish(
         self,
         caller: Caller,
@@ -128,97 +120,127 @@ class AppRegistry:
         default_release: str | None = None,
         visibility: str | None = None,
         push_id: str | None = None,
+        force: bool = False,
+        initial_visibility: str | None = None,
     ) -> Release:
-        """Store ``blob`` as ``release`` of the package (None: the next version, §6)."""
+        """Store ``blob`` as ``release`` of the package (None: the next version, §6).
+
+        ``visibility`` sets the package's on this push; ``initial_visibility`` only when the
+        push creates the package (default private). ``force`` replaces an existing release."""
         _check_names(namespace, package)
         if media_type not in MEDIA_TYPES:
-            raise InvalidUsage(f"Unsupported media type: {media_type}")
-        if release is not None and not RELEASE.match(release):
-            raise InvalidRelease(f"Invalid release: {release}", {"version": release})
+            raise InvalidUsage(f"Unsupported media type: {media_type}", {"media_type": media_type})
+        if release is not None and not valid_release(release):
+            raise InvalidRelease(f"Invalid version string: '{release}'", {"version": release})
+        for value in (visibility, initial_visibility):
+            if value is not None and value not in VISIBILITIES:
+                raise InvalidUsage(f"Invalid visibility: {value}", {"visibility": value})
         organization = self.organization(namespace)
-        existing = self._package(namespace, package)
+        existing = release_store.package(namespace, package)
         access.require_write(caller, organization, package, exists=existing is not None)
         digest = hashlib.sha256(blob).hexdigest()
         if self.store.head(blob_key(digest)) is None:
             self.store.put_bytes(blob_key(digest), blob, "application/x-gzip")
         default = default_release or self.settings.omps_default_release_version
-        for _attempt in range(ALLOCATION_ATTEMPTS):
-            version = release or next_version(self._release_names(namespace, package), default)
-            record = self._record(
-                namespace, package, version, media_type, digest, len(blob), push_id
+        before = existing.visibility if existing else (initial_visibility or "private")
+        shown_visibility = visibility or before
+        for attempt in range(ALLOCATION_ATTEMPTS):
+            version = release or next_version(release_store.names(namespace, package), default)
+            record = release_store.record(
+                namespace,
+                package,
+                version,
+                media_type,
+                digest,
+                len(blob),
+                manifests.manifest_digest(media_type, digest, len(blob)),
+                now(),
+                push_id,
             )
-            if self._write(record, visibility):
-                return self._release(record, visibility or self._visibility(namespace, package))
-            if release is not None:
-                raise _exists(namespace, package, version, media_type)
+            outcome = release_store.write(record, visibility, initial_visibility)
+            if outcome is Outcome.REFUSED and release is not None:
+                if not force:
+                    raise _exists(namespace, package, version, media_type)
+                outcome = release_store.replace(record, visibility)  # REFUSED: deleted since
+            if outcome is Outcome.WRITTEN:  # nothing after the write may fail (§15.9)
+                return self._release(record, shown_visibility)
+            release_store.pause(attempt)  # taken: the next version; a conflict: again
         raise PackageExists(
-            f"{namespace}/{package}: no free version after {ALLOCATION_ATTEMPTS} attempts"
+            f"{namespace}/{package}: no free version after {ALLOCATION_ATTEMPTS} attempts",
+            {"package": f"{namespace}/{package}", "release": release, "media_type": media_type},
         )
 
     def delete(
         self, caller: Caller, namespace: str, package: str, release: str, media_type: str = "helm"
     ) -> Release:
+        """Delete one release (the emptied package is kept, as Quay keeps the repository)."""
         organization = self.organization(namespace)
-        existing = self._package(namespace, package)
-        found = self._find(namespace, package, release, media_type)
-        if found is None or existing is None:
+        access.require_token(caller, organization, package)
+        existing = release_store.package(namespace, package)
+        if existing is None:
+            if access.knows_namespace(caller, organization):
+                raise _missing(namespace, package, release, media_type)
+            raise access.forbidden(namespace, package, "pull", "push")
+        access.require_write(caller, organization, package, True, ["pull", "push"], False)
+        found = release_store.find(namespace, package, release, media_type)
+        if found is None or not release_store.delete(found, now()):
             raise _missing(namespace, package, release, media_type)
-        access.require_read(caller, organization, package, existing.visibility)
-        access.require_write(caller, organization, package, exists=True)
-        try:
-            with TransactWrite(connection=_connection()) as transaction:
-                transaction.delete(found, condition=AppReleaseModel.release_key.exists())
-                transaction.update(
-                    AppPackageModel(namespace, package),
-                    actions=[
-                        AppPackageModel.release_count.add(-1),
-                        AppPackageModel.updated_at.set(now()),
-                    ],
-                )
-        except TransactWriteError as exc:
-            if _cancelled(exc):
-                raise _missing(namespace, package, release, media_type) from exc
-            raise
         return self._release(found, existing.visibility)
 
     # -- reads ------------------------------------------------------------------------------
     def releases(
         self, caller: Caller, namespace: str, package: str, media_type: str | None = None
     ) -> list[Release]:
-        """The package's releases, newest first (PackageNotFound: none the caller may see)."""
-        existing = self._package(namespace, package)
-        if existing is None or not existing.release_count:
-            raise PackageNotFound(f"package {namespace}/{package} doesn't exist")
-        access.require_read(caller, self.organization(namespace), package, existing.visibility)
+        """The package's releases, newest first; PackageNotFound if it has none (never had,
+        or all deleted: what OMPS's delete-all reports as not found)."""
+        existing = self._readable(caller, namespace, package, None, media_type)
+        if not existing.release_count:
+            raise _missing(namespace, package, None, media_type)
         found = [
             self._release(record, existing.visibility)
-            for record in AppReleaseModel.query(f"{namespace}/{package}")
+            for record in release_store.records(namespace, package)
             if media_type is None or record.media_type == media_type
         ]
-        return sorted(found, key=lambda item: (item.created_at, item.release), reverse=True)
+        return sorted(
+            found, key=lambda item: (item.created_at, precedence(item.release)), reverse=True
+        )
 
     def release(
         self, caller: Caller, namespace: str, package: str, release: str, media_type: str
     ) -> Release:
-        existing = self._package(namespace, package)
-        found = self._find(namespace, package, release, media_type)
-        if existing is None or found is None:
+        """One release of one media type; ``default``: the package's highest release."""
+        existing = self._readable(caller, namespace, package, release, media_type)
+        if release == "default":
+            names = [
+                record.release
+                for record in release_store.records(namespace, package)
+                if record.media_type == media_type
+            ]
+            release = highest_first(names)[0] if names else release
+        found = release_store.find(namespace, package, release, media_type)
+        if found is None:
             raise _missing(namespace, package, release, media_type)
-        access.require_read(caller, self.organization(namespace), package, existing.visibility)
         return self._release(found, existing.visibility)
 
+    def pull(
+        self, caller: Caller, namespace: str, package: str, release: str, media_type: str
+    ) -> tuple[Release, bytes]:
+        """A release and its blob."""
+        found = self.release(caller, namespace, package, release, media_type)
+        try:
+            return found, self.store.read(blob_key(found.digest))
+        except ObjectMissing:
+            raise _missing(namespace, package, release, media_type) from None
+
     def blob(self, caller: Caller, namespace: str, package: str, digest: str) -> bytes:
-        """A blob of one of the package's releases, by its sha256."""
-        existing = self._package(namespace, package)
-        if existing is None or not any(
-            record.digest == digest for record in AppReleaseModel.query(f"{namespace}/{package}")
-        ):
-            raise PackageNotFound(f"blob {digest} of package {namespace}/{package} doesn't exist")
-        access.require_read(caller, self.organization(namespace), package, existing.visibility)
+        """A blob of one of the package's releases, by its sha256 hex."""
+        self._readable(caller, namespace, package, digest, None)
+        if not any(record.digest == digest for record in release_store.records(namespace, package)):
+            raise _missing(namespace, package, digest, None)
         try:
             return self.store.read(blob_key(digest))
         except ObjectMissing:
-            raise PackageNotFound(f"blob {digest} doesn't exist") from None
+            raise _missing(namespace, package, digest, None) from None
 
     def packages(
         self,
@@ -227,15 +249,17 @@ class AppRegistry:
         media_type: str | None = None,
         query: str | None = None,
     ) -> list[PackageSummary]:
-        """The namespace's packages with at least one release the caller may read."""
+        """The namespace's packages with at least one release (of ``media_type``) that the
+        caller may read, by name; ``query``: only those whose name holds it (any case)."""
         organization = self.organization(namespace)
+        private = access.can_read(caller, organization, "private")
         found = []
-        for package in AppPackageModel.query(namespace):
-            if not package.release_count or (query and query not in package.name):
+        for package in release_store.packages(namespace):
+            if not package.release_count or (query and query.lower() not in package.name.lower()):
                 continue
-            if not access.can_read(caller, organization, package.visibility):
+            if package.visibility != "public" and not private:
                 continue
-            records = list(AppReleaseModel.query(f"{namespace}/{package.name}"))
+            records = release_store.records(namespace, package.name)
             if media_type is not None:
                 records = [record for record in records if record.media_type == media_type]
             if records:
@@ -244,91 +268,34 @@ class AppRegistry:
 
     def next_release(self, caller: Caller, namespace: str, package: str, default: str) -> str:
         """The version a push without one gets now (§6); reads the one package."""
-        existing = self._package(namespace, package)
+        existing = release_store.package(namespace, package)
         if existing is None or not existing.release_count:
             return default
         access.require_read(caller, self.organization(namespace), package, existing.visibility)
-        return next_version(self._release_names(namespace, package), default)
+        return next_version(release_store.names(namespace, package), default)
 
     def release_names(self, caller: Caller, namespace: str, package: str) -> list[str]:
         """Every release of the package (valid or not), newest first."""
         return [found.release for found in self.releases(caller, namespace, package)]
 
-    # -- records ----------------------------------------------------------------------------
-    def _package(self, namespace: str, package: str) -> AppPackageModel | None:
-        try:
-            return AppPackageModel.get(namespace, package, consistent_read=True)
-        except AppPackageModel.DoesNotExist:
-            return None
-
-    def _visibility(self, namespace: str, package: str) -> str:
-        existing = self._package(namespace, package)
-        return existing.visibility if existing else "private"
-
-    def _find(
-        self, namespace: str, package: str, release: str, media_type: str
-    ) -> AppReleaseModel | None:
-        try:
-            return AppReleaseModel.get(
-                f"{namespace}/{package}", f"{release}/{media_type}", consistent_read=True
-            )
-        except AppReleaseModel.DoesNotExist:
-            return None
-
-    def _release_names(self, namespace: str, package: str) -> list[str]:
-        return [
-            record.release
-            for record in AppReleaseModel.query(f"{namespace}/{package}", consistent_read=True)
-        ]
-
-    def _record(
+    # -- helpers ----------------------------------------------------------------------------
+    def _readable(
         self,
+        caller: Caller,
         namespace: str,
         package: str,
-        version: str,
-        media_type: str,
-        digest: str,
-        size: int,
-        push_id: str | None,
-    ) -> AppReleaseModel:
-        name = f"{namespace}/{package}"
-        manifest = json.dumps(
-            {"package": name, "release": version, "media_type": media_type, "digest": digest},
-            sort_keys=True,
-        )
-        return AppReleaseModel(
-            name,
-            f"{version}/{media_type}",
-            release=version,
-            media_type=media_type,
-            digest=digest,
-            size=size,
-            manifest_digest="sha256:" + hashlib.sha256(manifest.encode()).hexdigest(),
-            created_at=now(),
-            push_id=push_id,
-        )
-
-    def _write(self, record: AppReleaseModel, visibility: str | None) -> bool:
-        """Put the release and count it on its package; False if that release exists."""
-        namespace, package = record.package.split("/", 1)
-        stamp = record.created_at
-        actions: list[Action] = [
-            AppPackageModel.release_count.add(1),
-            AppPackageModel.updated_at.set(stamp),
-            AppPackageModel.created_at.set(AppPackageModel.created_at | stamp),
-            AppPackageModel.visibility.set(
-                visibility if visibility else AppPackageModel.visibility | "private"
-            ),
-        ]
-        try:
-            with TransactWrite(connection=_connection()) as transaction:
-                transaction.save(record, condition=AppReleaseModel.release_key.does_not_exist())
-                transaction.update(AppPackageModel(namespace, package), actions=actions)
-        except TransactWriteError as exc:
-            if _cancelled(exc):
-                return False
-            raise
-        return True
+        release: str | None,
+        media_type: str | None,
+    ) -> AppPackageModel:
+        """The package, if the caller may read it; else 403, or 404 to those who may know."""
+        organization = self.organization(namespace)
+        existing = release_store.package(namespace, package)
+        if existing is None:
+            if access.knows_namespace(caller, organization):
+                raise _missing(namespace, package, release, media_type)
+            raise access.forbidden(namespace, package, "pull")
+        access.require_read(caller, organization, package, existing.visibility)
+        return existing
 
     @staticmethod
     def _release(record: AppReleaseModel, visibility: str) -> Release:
@@ -347,24 +314,26 @@ class AppRegistry:
 
 
 def _summary(package: AppPackageModel, records: list[AppReleaseModel]) -> PackageSummary:
-    ordered = sorted(records, key=lambda record: (record.created_at, record.release), reverse=True)
-    names = tuple(dict.fromkeys(record.release for record in ordered))
-    valid = [name for name in names if VERSION.match(name)]
+    names = tuple(highest_first(record.release for record in records))
     return PackageSummary(
         namespace=package.namespace,
         package=package.name,
         releases=names,
-        default=max(valid, key=version_key) if valid else names[0],
+        default=names[0],
         visibility=package.visibility,
         created_at=package.created_at,
         updated_at=package.updated_at,
-        media_types=tuple(sorted({record.media_type for record in records})),
+        media_types=tuple(
+            sorted({record.media_type for record in records if record.release == names[0]})
+        ),
     )
 
 
 def _check_names(namespace: str, package: str) -> None:
     if not NAMESPACE_NAME.match(namespace) or not PACKAGE_NAME.match(package):
-        raise InvalidUsage(f"invalid repository name: {namespace}/{package}")
+        raise InvalidUsage(
+            f"invalid repository name: {namespace}/{package}", {"package": f"{namespace}/{package}"}
+        )
 
 
 def _exists(namespace: str, package: str, release: str, media_type: str) -> PackageExists:
@@ -375,20 +344,16 @@ def _exists(namespace: str, package: str, release: str, media_type: str) -> Pack
     )
 
 
-def _missing(namespace: str, package: str, release: str, media_type: str) -> PackageNotFound:
+def _missing(
+    namespace: str, package: str, release: str | None, media_type: str | None
+) -> PackageNotFound:
+    """Quay's message: ``package ns/pkg doesn't exist, v: 1.0.0, type: helm`` (None when
+    the lookup named no release or media type)."""
     name = f"{namespace}/{package}"
     return PackageNotFound(
         f"package {name} doesn't exist, v: {release}, type: {media_type}",
         {"package": name, "release": release, "media_type": media_type},
     )
-
-
-def _cancelled(exc: TransactWriteError) -> bool:
-    return getattr(exc, "cause_response_code", None) == "TransactionCanceledException"
-
-
-def _connection() -> Connection:
-    return Connection(region=getattr(AppReleaseModel.Meta, "region", None))
 
 
 @functools.lru_cache(maxsize=4)

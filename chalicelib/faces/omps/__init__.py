@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.faces.omps import koji, packages, push, service
+from chalicelib.faces.omps import koji, not_found, packages, push, service
 
 UPLOAD_TYPE = "multipart/form-data"
 
@@ -13,5 +13,5 @@ UPLOAD_TYPE = "multipart/form-data"
 def register(app: Any) -> None:
     if UPLOAD_TYPE not in app.api.binary_types:
         app.api.binary_types.append(UPLOAD_TYPE)
-    for module in (push, koji, packages, service):
+    for module in (push, koji, packages, service, not_found):
         app.register_blueprint(module.bp)

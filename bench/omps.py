@@ -1,0 +1,132 @@
+"""Kiln's OMPS face: pushes of a typical small operator zip (a package file, one CSV, one CRD,
+a few KiB), as OSBS sends them (tests/omps/osbs_client.py: v2, no version, so each push takes
+the package's next version).
+
+Measures pushes per second and p50/p99 push latency, sequential and with 8 concurrent clients
+pushing to one package (each push allocates its version atomically, so the concurrent ones
+contend for the same next version). Prints one table; exits 1 when a push fails.
+Run: .venv/bin/python bench/omps.py [--pushes N] [--url URL --state-dir DIR]
+By default it starts its own stack (KILN_BUILD_HOSTS=none) in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from infra.local.process import StackProcess  # noqa: E402
+from infra.local.tokens import mint  # noqa: E402
+from tests.omps.operators import flat_operator  # noqa: E402
+from tests.omps.osbs_client import OMPS, OMPSError  # noqa: E402
+
+CONCURRENCY = 8
+Row = tuple[str, str, str, str, str]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def stack(url: str | None, state_dir: str | None) -> Iterator[tuple[str, bytes]]:
+    """(api_url, signing key): of the given stack, or of one started here and stopped after."""
+    if state_dir:
+        info = json.loads((Path(state_dir) / "stack.json").read_text())
+        yield url or info["api_url"], (Path(state_dir) / "jwt-private.pem").read_bytes()
+        return
+    with tempfile.TemporaryDirectory(prefix="kiln-bench-") as tmp:
+        ports = free_port(), free_port()
+        print(f"starting a stack in {tmp} (api {ports[0]}, aws {ports[1]})...", flush=True)
+        with StackProcess(Path(tmp), *ports, KILN_BUILD_HOSTS="none") as proc:
+            yield proc.info["api_url"], (Path(tmp) / "jwt-private.pem").read_bytes()
+
+
+def timed_push(client: OMPS, organization: str, archive: bytes) -> tuple[float, str]:
+    started = time.perf_counter()
+    body = client.push_archive(organization, archive)
+    return time.perf_counter() - started, str(body["version"])
+
+
+def series(url: str, token: str, pushes: int, workers: int, archive: bytes) -> Row:
+    organization = f"bench-{uuid.uuid4().hex[:8]}"
+    clients = [OMPS(f"{url}/omps", token, backoff=0, retries=0) for _ in range(workers)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(
+            pool.map(
+                lambda i: timed_push(clients[i % workers], organization, archive), range(pushes)
+            )
+        )
+    elapsed = time.perf_counter() - started
+    times = sorted(seconds for seconds, _version in results)
+    versions = {version for _seconds, version in results}
+    if len(versions) != pushes:
+        raise OMPSError(f"{pushes} pushes got {len(versions)} distinct versions")
+    p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
+    return (
+        "sequential" if workers == 1 else f"{workers} concurrent, one package",
+        str(pushes),
+        f"{pushes / elapsed:.1f}/s",
+        f"{statistics.median(times) * 1000:.0f} ms",
+        f"{p99 * 1000:.0f} ms",
+    )
+
+
+def table(rows: list[Row]) -> str:
+    head: Row = ("pushes", "N", "pushes/s", "p50", "p99")
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        for row in [head, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", help="a running Kiln (needs --state-dir for its signing key)")
+    parser.add_argument("--state-dir", help="the running stack's state directory")
+    parser.add_argument("--pushes", type=int, default=80, help="pushes per series (80)")
+    args = parser.parse_args()
+    if args.url and not args.state_dir:
+        parser.error("--url needs --state-dir (the signing key mints the tenant's token)")
+    archive = flat_operator("bench-operator")
+    print(
+        f"Kiln OMPS bench, {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}\n"
+        f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, "
+        f"Python {platform.python_version()}; operator zip {len(archive)} bytes",
+        flush=True,
+    )
+    rows: list[Row] = []
+    with stack(args.url, args.state_dir) as (url, key):
+        token = "Bearer " + mint(key, f"bench-{uuid.uuid4().hex[:6]}", "user")
+        try:
+            for workers in (1, CONCURRENCY):
+                print(f"{args.pushes} pushes, {workers} client(s)...", flush=True)
+                rows.append(series(url, token, args.pushes, workers, archive))
+        except OMPSError as exc:
+            print(f"\n{table(rows)}\n\nERROR: a push failed: {exc}")
+            return 1
+    print(f"\n{table(rows)}\n(load average at the end: {os.getloadavg()[0]:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
