@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.stack_harness import free_port  # noqa: E402
 from infra.local.process import StackProcess  # noqa: E402
 from infra.local.tokens import mint  # noqa: E402
 from tests.cachito.atomic_client import CachitoAPI  # noqa: E402
@@ -63,12 +63,6 @@ PACKAGE_JSON = {
     "devDependencies": {"eslint": "8.57.0"},
 }
 GOAL = 0.10
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:

@@ -18,7 +18,6 @@ import dataclasses
 import io
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.stack_harness import free_port  # noqa: E402
 from infra.local.process import StackProcess  # noqa: E402
 from infra.local.tokens import mint  # noqa: E402
 
@@ -41,12 +41,6 @@ TENANTS = ("demo", "chaos")
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchBenchBenchBenchBenchBenchBenchBenchBe bench"
 IN_FLIGHT = ("fetching_recipe", "waiting_for_repos", "building_image")
 ENDED = ("success", "error")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def noop_archive(sleep: float) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import socket
 import statistics
 import sys
 import tarfile
@@ -21,16 +20,11 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.stack_harness import free_port  # noqa: E402
 from infra.local.process import StackProcess  # noqa: E402
 
 GOAL_SECONDS = 0.5
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchBenchBenchBenchBenchBenchBenchBenchBe bench"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def noop_archive() -> bytes:

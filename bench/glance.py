@@ -12,18 +12,14 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import contextlib
 import datetime
 import hashlib
-import json
 import math
 import os
 import platform
-import socket
 import statistics
 import struct
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -35,7 +31,7 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from infra.local.process import StackProcess  # noqa: E402
+from bench.stack_harness import stack  # noqa: E402
 from infra.local.tokens import mint  # noqa: E402
 
 MiB = 1 << 20
@@ -195,26 +191,6 @@ def list_latency(glance: Glance, owned: int) -> tuple[float, float]:
             raise RuntimeError(f"list returned {len(images)} images, want {expected}")
     times.sort()
     return statistics.median(times), times[math.ceil(0.99 * len(times)) - 1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def stack(url: str | None, state_dir: str | None) -> Iterator[tuple[str, bytes]]:
-    """(api_url, signing key): of the given stack, or of one started here and stopped after."""
-    if state_dir:
-        info = json.loads((Path(state_dir) / "stack.json").read_text())
-        yield url or info["api_url"], (Path(state_dir) / "jwt-private.pem").read_bytes()
-        return
-    with tempfile.TemporaryDirectory(prefix="kiln-bench-") as tmp:
-        ports = free_port(), free_port()
-        print(f"starting a stack in {tmp} (api {ports[0]}, aws {ports[1]})...", flush=True)
-        with StackProcess(Path(tmp), *ports, KILN_BUILD_HOSTS="none") as proc:
-            yield proc.info["api_url"], (Path(tmp) / "jwt-private.pem").read_bytes()
 
 
 def run(url: str, key: bytes, quick: bool, rows: list[Row]) -> None:

@@ -12,49 +12,24 @@ By default it starts its own stack (KILN_BUILD_HOSTS=none) in a temporary direct
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import json
 import os
 import platform
-import socket
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from infra.local.process import StackProcess  # noqa: E402
+from bench.stack_harness import stack  # noqa: E402
 from infra.local.tokens import mint  # noqa: E402
 from tests.omps.operators import flat_operator  # noqa: E402
 from tests.omps.osbs_client import OMPS, OMPSError  # noqa: E402
 
 CONCURRENCY = 8
 Row = tuple[str, str, str, str, str]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def stack(url: str | None, state_dir: str | None) -> Iterator[tuple[str, bytes]]:
-    """(api_url, signing key): of the given stack, or of one started here and stopped after."""
-    if state_dir:
-        info = json.loads((Path(state_dir) / "stack.json").read_text())
-        yield url or info["api_url"], (Path(state_dir) / "jwt-private.pem").read_bytes()
-        return
-    with tempfile.TemporaryDirectory(prefix="kiln-bench-") as tmp:
-        ports = free_port(), free_port()
-        print(f"starting a stack in {tmp} (api {ports[0]}, aws {ports[1]})...", flush=True)
-        with StackProcess(Path(tmp), *ports, KILN_BUILD_HOSTS="none") as proc:
-            yield proc.info["api_url"], (Path(tmp) / "jwt-private.pem").read_bytes()
 
 
 def timed_push(client: OMPS, organization: str, archive: bytes) -> tuple[float, str]:

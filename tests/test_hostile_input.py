@@ -21,6 +21,9 @@ COMPOSER = "/api/image-builder-composer/v2"
 GLANCE_JSON = "application/json"
 PATCH_21 = "application/openstack-images-v2.1-json-patch"
 CACHITO = "/api/v1"
+OMPS = "/omps"
+CNR = "/cnr"
+CNR_PUSH = f"{CNR}/api/v1/packages/hostile-org/kiln-demo"
 CACHITO_REQUEST = {"repo": REPO, "ref": REF, "pkg_managers": []}
 
 
@@ -79,6 +82,14 @@ BODIES = [
         "application/json",
         "worker",
     ),
+    (
+        "omps push",
+        "POST",
+        f"{OMPS}/v2/hostile-org/zipfile",
+        "multipart/form-data; boundary=b",
+        "user",
+    ),
+    ("cnr push", "POST", CNR_PUSH, "application/json", "user"),
 ]
 HOSTILE = {
     "array nested 10,000 deep": b"[" * 10000 + b"]" * 10000,
@@ -102,6 +113,14 @@ def assert_face_error(response: requests.Response, path: str) -> None:
     elif path.startswith(CACHITO):
         body = response.json()
         assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
+    elif path.startswith(OMPS):
+        body = response.json()
+        assert {"status", "error", "message"} <= set(body) and body[
+            "status"
+        ] == response.status_code
+    elif path.startswith(CNR):
+        error = response.json()["error"]
+        assert set(error) == {"code", "message", "details"} and error["code"] and error["message"]
     elif path.startswith(COMPOSER):
         body = response.json()
         assert body["kind"] == "Error" and body["code"].startswith("IMAGE-BUILDER-COMPOSER-")
@@ -137,6 +156,8 @@ def test_nothing_hostile_was_written(served: Served, ids: dict[str, str]) -> Non
     assert request["state_history"][-1]["state_reason"] == "The request was initiated"
     config = served.call("GET", f"{CACHITO}/requests/{ids['cachito']}/configuration-files")
     assert config.json() == []
+    listed = served.call("GET", f"{CNR}/api/v1/packages?namespace=hostile-org")
+    assert listed.status_code == 200 and listed.json() == []
 
 
 #: text fields over their limits, each refused before anything is written
@@ -210,6 +231,9 @@ UNROUTED = [
     (f"{COMPOSER}/composes/00000000-0000-4000-8000-000000000000", "DELETE"),
     ("/v2/images", "PUT"),
     ("/v2/images/00000000-0000-4000-8000-000000000000/members", "DELETE"),
+    (f"{OMPS}/v2/an-org/zipfile", "GET"),
+    (f"{OMPS}/v1/an-org/a-repo", "PUT"),
+    (f"{CNR}/api/v1/packages", "PUT"),
 ]
 
 
@@ -235,6 +259,8 @@ def test_methods_a_path_lacks_get_405_with_allow_in_the_faces_format(
         f"{IMS}/deleted/recipes/{'a' * 3000}",
         f"{IMS}/remote-build-nodes/{'x' * 3000}",
         f"/apis/ims/images/{'a' * 3000}",
+        f"{CNR}/api/v1/packages/an-org/a-package/{'1' * 3000}/helm",
+        f"{CNR}/api/v1/packages/{'o' * 3000}/a-package/1.0.0/helm",
     ],
 )
 def test_ids_longer_than_any_key_are_not_found(served: Served, path: str) -> None:

@@ -6,23 +6,33 @@ carries the owner's data, and the owner's records are unchanged afterwards."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from urllib3 import encode_multipart_formdata
 
 from tests.cachito import helpers as cachito_helpers
 from tests.ims.helpers import NOOP_RECIPE, SSH_KEY, put_object
+from tests.omps import operators
+from tests.omps.cnr_helpers import flat_blob
 from tests.served import Served, served_kiln
 
 IMS = "/apis/ims/v3"
 COMPOSER = "/api/image-builder-composer/v2"
 CACHITO = "/api/v1"
+OMPS = "/omps"
+CNR = "/cnr"
+OWNER_ORG = "owner-org"
 PATCH_21 = "application/openstack-images-v2.1-json-patch"
-#: routes whose ids are not a tenant's (the error registry, schemas, build nodes: admin only)
+#: routes whose ids are not a tenant's (the error registry, schemas, build nodes: admin only);
+#: OMPS's Koji pushes read Koji first (none is configured here: 500 KojiError), and then do what
+#: the zipfile pushes walked here do
 NOT_TENANT_OWNED = ("/errors/{error_id}", "/v2/schemas/{name}", "/remote-build-nodes/{xname}")
+NOT_WALKED = ("/koji/{nvr}", "/koji/{nvr}/{version}")
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +120,22 @@ def owner(served: Served) -> dict[str, str]:
     _created(served.call("POST", f"/v2/images/{shared['id']}/members", {"member": "gamma"}))
     cachito = _created(served.call("POST", f"{CACHITO}/requests", cachito_helpers.body()))
     cachito_helpers.complete(kiln, cachito["id"])  # its bundle, logs and manifest exist
+    body, content_type = _operator_upload()
+    pushed = served.call("POST", f"{OMPS}/v2/{OWNER_ORG}/zipfile", body, content_type=content_type)
+    assert pushed.status_code == 200, pushed.text  # the owner's tenant claims the organization
+    manifest = served.call(
+        "GET", f"{CNR}/api/v1/packages/{OWNER_ORG}/{operators.PACKAGE}/1.0.0/helm"
+    ).json()
     return {
+        "org": OWNER_ORG,
+        "namespace": OWNER_ORG,
+        "repo": operators.PACKAGE,
+        "package": operators.PACKAGE,
+        "version": "1.0.0",
+        "release": "1.0.0",
+        "media_type": "helm",
+        "digest": manifest["content"]["digest"],
+        **{f"unknown{i}": "x" for i in range(1, 9)},
         "recipe_id": recipe["id"],
         "image_id": image["id"],
         "public_key_id": key["id"],
@@ -127,6 +152,11 @@ def owner(served: Served) -> dict[str, str]:
     }
 
 
+def _operator_upload() -> tuple[bytes, str]:
+    """An OMPS push's multipart body (field ``file``) and its content type."""
+    return encode_multipart_formdata({"file": ("m.zip", operators.flat_operator())})
+
+
 def _archive() -> bytes:
     from tests.conftest import make_archive
 
@@ -138,13 +168,22 @@ def _routes(served: Served) -> list[tuple[str, str]]:
 
     found = []
     for path, methods in app_module.app.routes.items():
-        if "{" in path and not any(path.endswith(suffix) for suffix in NOT_TENANT_OWNED):
+        if (
+            "{" in path
+            and not any(path.endswith(suffix) for suffix in NOT_TENANT_OWNED)
+            and not any(path.endswith(suffix) for suffix in NOT_WALKED)
+        ):
             found += [(path, method) for method in sorted(methods)]
     return sorted(found)
 
 
 #: a body the owner could send to each route (by method and the path's last words)
 def _body(path: str, method: str) -> tuple[Any, str]:
+    if path.startswith(OMPS) and method == "POST":
+        return _operator_upload()
+    if path.startswith(CNR) and method == "POST":
+        blob = base64.b64encode(flat_blob()).decode()
+        return {"blob": blob, "release": "9.0.0", "media_type": "helm"}, "application/json"
     if path.startswith(CACHITO):
         if method == "PATCH":
             return {"state": "failed", "state_reason": "stolen"}, "application/json"
@@ -176,8 +215,12 @@ def _body(path: str, method: str) -> tuple[Any, str]:
 
 def _for_another_role(path: str, method: str) -> bool:
     """Routes for another role than a user's answer 403 before looking the id up: a job's
-    PATCH (build hosts), a Cachito request's PATCH and added configuration files (workers)."""
+    PATCH (build hosts), a Cachito request's PATCH and added configuration files (workers);
+    OMPS and the app registry answer 403 for another tenant's organization, as Quay does for a
+    repository the caller may not use (the same for a package that does not exist)."""
     if "/jobs/" in path and method == "PATCH":
+        return True
+    if path.startswith((OMPS, CNR)):  # Quay's answer for a repository the caller may not use
         return True
     return path.startswith(CACHITO) and method in ("PATCH", "POST")
 
@@ -211,6 +254,7 @@ def _snapshot(served: Served, owner: dict[str, str]) -> dict[str, Any]:
         f"{CACHITO}/requests/{owner['request_id']}/environment-variables",
         f"{CACHITO}/requests/{owner['request_id']}/download",
         f"{CACHITO}/requests/{owner['request_id']}/logs",
+        f"{CNR}/api/v1/packages/{OWNER_ORG}/{operators.PACKAGE}",
     ]
     found = {path: served.call("GET", path) for path in paths}
     assert all(answer.status_code == 200 for answer in found.values()), found

@@ -1,4 +1,4 @@
-"""PynamoDB models of Kiln's app registry and the OMPS face (docs/design-omps.md).
+"""PynamoDB models of Kiln's app registry and the OMPS face (docs/omps.md).
 
 - namespaces: who claimed an organization with its first push;
 - packages: one per namespace/name (a namespace's list is a Query on its hash key), with the
@@ -48,7 +48,7 @@ class AppReleaseModel(Model):
     digest = UnicodeAttribute()  # sha256 hex of the blob (tar.gz)
     size = NumberAttribute()
     manifest_digest = UnicodeAttribute()
-    created_at = UnicodeAttribute()  # "YYYY-MM-DDTHH:MM:SS", UTC
+    created_at = UnicodeAttribute()  # "YYYY-MM-DDTHH:MM:SS.ffffff", UTC
     push_id = UnicodeAttribute(null=True)
 
 

@@ -141,6 +141,22 @@ class JsonBodies:
             raise self.error(self.malformed.format(reason=exc)) from exc
 
 
+def lower_headers(request: Request) -> dict[str, str]:
+    """The request's headers, names lower-case."""
+    return {name.lower(): value for name, value in request.headers.items()}
+
+
+def raw_body(request: Request) -> bytes:
+    """The body of a request whose method carries one (else empty), as bytes."""
+    raw = (request.raw_body or b"") if request.method in BODY_METHODS else b""
+    return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+
+
+def no_context(_request: Request) -> None:
+    """For faces whose error bodies quote nothing of the request."""
+    return None
+
+
 def query_pairs(request: Request) -> list[tuple[str, str]]:
     """Every (name, value) of the query string, in order, a name once per value."""
     found = request.query_params

@@ -30,6 +30,8 @@ from typing import Any
 
 import requests
 
+from chalicelib.config import Settings
+from chalicelib.domain.omps import organizations
 from infra import resources
 from infra.local import emulation, event_sources, tokens
 from infra.local.provision import Provisioned, provision
@@ -355,7 +357,9 @@ def main() -> None:
     try:
         require_free(options.api_port, "KILN_API_PORT")
         require_free(options.aws_port, "KILN_AWS_PORT")
-    except PortInUse as exc:
+        settings = Settings.from_env()
+        organizations.check_settings(settings.omps_organizations, settings.omps_robots)
+    except (PortInUse, ValueError) as exc:
         print(f"Kiln cannot start: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     stack = LocalStack(options)

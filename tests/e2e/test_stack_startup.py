@@ -38,6 +38,43 @@ def test_a_taken_port_is_refused_with_the_setting_to_change(tmp_path: Path) -> N
     assert not (tmp_path / "stack.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("KILN_OMPS_ORGANIZATIONS", "{bad", "KILN_OMPS_ORGANIZATIONS is not JSON"),
+        ("KILN_OMPS_ORGANIZATIONS", '{"a b": {}}', "organization name 'a b' must match"),
+        ("KILN_OMPS_ORGANIZATIONS", '{"acme": {"colour": 1}}', "unknown options ['colour']"),
+        (
+            "KILN_OMPS_ORGANIZATIONS",
+            '{"acme": {"replace_registry": [{"old": "(", "new": "", "regexp": true}]}}',
+            "replace_registry regexp '('",
+        ),
+        ("KILN_OMPS_ROBOTS", '{"bot": {"password": "pw"}}', "KILN_OMPS_ROBOTS must map"),
+    ],
+)
+def test_an_omps_configuration_it_cannot_use_stops_the_start(
+    tmp_path: Path, name: str, value: str, said: str
+) -> None:
+    env = {
+        **os.environ,
+        name: value,
+        "KILN_API_PORT": str(free_port()),
+        "KILN_AWS_PORT": str(free_port()),
+        "KILN_STATE_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.local.stack"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr[-500:]
+    assert "Kiln cannot start: " in done.stderr and said in done.stderr
+    assert not (tmp_path / "stack.json").exists()
+
+
 def hosts_from_env(monkeypatch: pytest.MonkeyPatch, setting: str | None) -> StackOptions:
     if setting is None:
         monkeypatch.delenv("KILN_BUILD_HOSTS", raising=False)

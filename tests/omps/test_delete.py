@@ -64,11 +64,19 @@ def test_a_missing_version_is_404_with_the_registry_s_message(kiln: Kiln, versio
         assert_error(response, 404, "QuayPackageNotFound", message)
 
 
-def test_another_tenant_s_delete_of_one_version_is_a_package_error(kiln: Kiln) -> None:
-    """§10: any registry error but 404 -- its 403 too -- is 500 QuayPackageError."""
+def test_another_tenant_s_delete_of_one_version_is_403(kiln: Kiln) -> None:
+    """Issue 13 part 4: another tenant's delete is a 403 QuayAuthorizationError and changes
+    nothing, whether the version exists or not (nothing says which)."""
     publish(kiln, "1.0.0")
-    response = delete(kiln, f"/v1/{ORG}/{PACKAGE}/1.0.0", kiln.token("other"))
-    assert_error(response, 500, "QuayPackageError", f"Unauthorized access for: {NAME}")
+    for version in ("1.0.0", "7.7.7"):
+        response = delete(kiln, f"/v1/{ORG}/{PACKAGE}/{version}", kiln.token("other"))
+        assert response.status_code == 403, response.body
+        body = response.json_body
+        assert (body["error"], body["message"]) == (
+            "QuayAuthorizationError",
+            f"Unauthorized access for: {NAME}",
+        )
+        assert body["quay_response"]["error"]["code"] == "forbidden"
     assert ops.release_names(ORG, PACKAGE) == ["1.0.0"]
 
 

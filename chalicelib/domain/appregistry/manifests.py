@@ -48,7 +48,7 @@ def release_manifest(release: Release) -> dict[str, Any]:
     return {
         "package": release.name,
         "release": release.release,
-        "created_at": release.created_at,
+        "created_at": shown_time(release.created_at),
         "digest": release.manifest_digest,
         "mediaType": manifest_media_type(release.media_type),
         "metadata": None,
@@ -71,10 +71,15 @@ def package_summary(summary: PackageSummary) -> dict[str, Any]:
         "releases": list(summary.releases),
         "manifests": list(summary.media_types),
         "visibility": summary.visibility,
-        "created_at": summary.created_at,
-        "updated_at": summary.updated_at,
+        "created_at": shown_time(summary.created_at),
+        "updated_at": shown_time(summary.updated_at),
         "channels": None,
     }
+
+
+def shown_time(stamp: str) -> str:
+    """A stored time as Quay shows it: ``YYYY-MM-DDTHH:MM:SS`` (UTC)."""
+    return stamp[:19]
 
 
 def filename(package: str, release: str) -> str:

@@ -1,4 +1,4 @@
-"""The app registry's records (docs/design-omps.md "Storage"): packages and releases in
+"""The app registry's records (docs/omps.md "The app registry"): packages and releases in
 DynamoDB, read consistently, and every write that changes a release in one transaction with
 its package (the release's condition decides: a new release must not exist, a replaced or
 deleted one must). A write's outcome says whether that condition held; a transaction that lost

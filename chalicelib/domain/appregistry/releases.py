@@ -1,5 +1,5 @@
 """Kiln's app registry: releases of packages, each a blob (a tar.gz) under a media type, as
-Quay's appregistry (CNR) API keeps them (omps-behaviour.md §14; docs/design-omps.md).
+Quay's appregistry (CNR) API keeps them (omps-behaviour.md §14; docs/omps.md).
 
 A release is written once: its record is put with ``attribute_not_exists`` in one transaction
 with its package's release counter, so a duplicate is PackageExists and never a clobber (unless
@@ -85,7 +85,9 @@ class PackageSummary:
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    """UTC, to the microsecond (releases pushed within one second keep their order); the API
+    shows it to the second (manifests.py)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 class AppRegistry:

@@ -2,9 +2,10 @@
 header check (403 ``OMPSAuthorizationHeaderRequired``).
 
 - One version: deleted as given (no format check, no existence check first). The registry's
-  not-found is 404 ``QuayPackageNotFound`` with its message; any other refusal, 403 included,
-  500 ``QuayPackageError`` with its message -- except a token Kiln does not know, which is
-  403 ``QuayAuthorizationError`` (§15.8).
+  not-found is 404 ``QuayPackageNotFound`` with its message; a caller the registry refuses (a
+  token Kiln does not know, §15.8; another tenant's organization, issue 13 part 4) is 403
+  ``QuayAuthorizationError`` with its answer; any other refusal 500 ``QuayPackageError``
+  with its message (upstream answers Quay's own 403 so too, §10).
 - All versions: every release of the package, as the registry lists them (newest first,
   versions OMPS would refuse included), deleted one by one. An unknown package is 404
   ``QuayPackageNotFound`` ``Package <org>/<repo> not found``; a refused listing as in §6. If a
@@ -104,7 +105,7 @@ def _failed(error: RegistryError, deleted: list[str] | None) -> OmpsError:
     failure: OmpsError
     if isinstance(error, PackageNotFound):
         failure = QuayPackageNotFound(message)
-    elif isinstance(error, UnauthorizedAccess):
+    elif isinstance(error, UnauthorizedAccess | RegistryForbidden):
         failure = QuayAuthorizationError(message, error.body())
     else:
         failure = QuayPackageError(message)

@@ -107,3 +107,20 @@ def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{value!r} is not true or false")
     return value
+
+
+def check_settings(organizations_json: str, robots_json: str) -> None:
+    """Raise BadOrganizations (a ValueError) for a configuration the face could not use, so a
+    deployment refuses to start instead of answering every push with a 500."""
+    parse(organizations_json)
+    try:
+        robots = json.loads(robots_json) if robots_json.strip() else {}
+    except ValueError as exc:
+        raise BadOrganizations(f"KILN_OMPS_ROBOTS is not JSON: {exc}") from exc
+    if not isinstance(robots, dict) or not all(
+        isinstance(robot, dict) and isinstance(robot.get("password"), str) and robot.get("tenant")
+        for robot in robots.values()
+    ):
+        raise BadOrganizations(
+            'KILN_OMPS_ROBOTS must map each robot to {"password": "...", "tenant": "..."}'
+        )

@@ -22,7 +22,7 @@ from chalicelib.domain.cachito.schema import FieldErrors
 from chalicelib.domain.cachito.submission import ANONYMOUS
 from chalicelib.errors import BadRequest, DomainError
 from chalicelib.faces import routing_core
-from chalicelib.faces.routing_core import BODY_METHODS, View, ViewArguments
+from chalicelib.faces.routing_core import View, ViewArguments
 
 PREFIX = "/api/v1"
 NOT_FOUND = "The requested resource was not found"
@@ -109,14 +109,9 @@ def render_for(error: DomainError, request: Any) -> Response:
 
 
 def _call(request: Request) -> ViewArguments:
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    raw = (request.raw_body or b"") if request.method in BODY_METHODS else b""
-    body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+    headers = routing_core.lower_headers(request)
+    body = routing_core.raw_body(request)
     return ViewArguments((CachitoCall(headers, routing_core.query_pairs(request), body),))
-
-
-def _no_context(_request: Request) -> None:
-    return None
 
 
 def principal_from(headers: Mapping[str, str]) -> Principal:
@@ -142,6 +137,6 @@ CACHITO_FACE: routing_core.Face[None] = routing_core.Face(
     principal_of=_principal,
     inputs=_call,
     respond=respond,
-    error_context=_no_context,
+    error_context=routing_core.no_context,
     render=render,
 )

@@ -19,7 +19,7 @@ from chalicelib.domain.appregistry.callers import Caller, caller_from
 from chalicelib.domain.appregistry.errors import InvalidUsage, RegistryError
 from chalicelib.errors import DomainError
 from chalicelib.faces import routing_core
-from chalicelib.faces.routing_core import BODY_METHODS, View, ViewArguments
+from chalicelib.faces.routing_core import View, ViewArguments
 
 PREFIX = "/cnr"
 JSON_TYPE = "application/json"
@@ -82,16 +82,11 @@ def cnr_route(
 
 
 def _call(request: Request) -> ViewArguments:
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    raw = (request.raw_body or b"") if request.method in BODY_METHODS else b""
-    body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+    headers = routing_core.lower_headers(request)
+    body = routing_core.raw_body(request)
     caller = caller_from(headers.get("authorization"), container().settings)
     query = routing_core.grouped(routing_core.query_pairs(request))
     return ViewArguments((CnrCall(caller, query, body),))
-
-
-def _no_context(_request: Request) -> None:
-    return None
 
 
 def _no_principal(_request: Request) -> Principal:  # the view's call carries the caller
@@ -105,6 +100,6 @@ CNR_FACE: routing_core.Face[None] = routing_core.Face(
     principal_of=_no_principal,
     inputs=_call,
     respond=respond,
-    error_context=_no_context,
+    error_context=routing_core.no_context,
     render=render,
 )

@@ -17,7 +17,7 @@ from chalicelib.auth import Principal
 from chalicelib.domain.omps.errors import OmpsError
 from chalicelib.errors import DomainError
 from chalicelib.faces import routing_core
-from chalicelib.faces.routing_core import BODY_METHODS, View, ViewArguments
+from chalicelib.faces.routing_core import View, ViewArguments
 
 PREFIX = "/omps"
 JSON_TYPE = "application/json"
@@ -81,14 +81,9 @@ def omps_route(bp: Blueprint, paths: list[str], methods: list[str]) -> Callable[
 
 
 def _call(request: Request) -> ViewArguments:
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    raw = (request.raw_body or b"") if request.method in BODY_METHODS else b""
-    body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+    headers = routing_core.lower_headers(request)
+    body = routing_core.raw_body(request)
     return ViewArguments((OmpsCall(headers, body, routing_core.query_pairs(request)),))
-
-
-def _no_context(_request: Request) -> None:
-    return None
 
 
 def _no_principal(_request: Request) -> Principal:  # every OMPS route is public to the plumbing
@@ -102,6 +97,6 @@ OMPS_FACE: routing_core.Face[None] = routing_core.Face(
     principal_of=_no_principal,
     inputs=_call,
     respond=respond,
-    error_context=_no_context,
+    error_context=routing_core.no_context,
     render=render,
 )
