@@ -31,7 +31,7 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.stack_harness import stack  # noqa: E402
+from bench.stack_harness import stack, table  # noqa: E402
 from infra.local.tokens import mint  # noqa: E402
 
 MiB = 1 << 20
@@ -230,15 +230,7 @@ def run(url: str, key: bytes, quick: bool, rows: list[Row]) -> None:
     add(f"list p50 ratio {large:,} / {small:,}", f"{ratio:.2f}×", "grows mildly (≤ 2×)", ratio <= 2)
 
 
-def table(rows: list[Row]) -> str:
-    head: Row = ("measure", "Kiln", "goal", "result")
-    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(4)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        for row in [head, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(line.rstrip() for line in lines)
+HEAD = ("measure", "Kiln", "goal", "result")
 
 
 def main() -> int:
@@ -265,7 +257,7 @@ def main() -> int:
             run(url, key, args.quick, rows)
         except (KilnError, RuntimeError, requests.RequestException) as exc:
             error = exc
-    print(f"\n{table(rows)}\n(load average at the end: {os.getloadavg()[0]:.2f})")
+    print(f"\n{table(HEAD, rows)}\n(load average at the end: {os.getloadavg()[0]:.2f})")
     if error is not None:
         print(f"\nERROR: Kiln failed, the remaining measures were not taken:\n{error}")
         return 1

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.stack_harness import stack  # noqa: E402
+from bench.stack_harness import stack, table  # noqa: E402
 from infra.local.tokens import mint  # noqa: E402
 from tests.omps.operators import flat_operator  # noqa: E402
 from tests.omps.osbs_client import OMPS, OMPSError  # noqa: E402
@@ -63,15 +63,7 @@ def series(url: str, token: str, pushes: int, workers: int, archive: bytes) -> R
     )
 
 
-def table(rows: list[Row]) -> str:
-    head: Row = ("pushes", "N", "pushes/s", "p50", "p99")
-    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-        for row in [head, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(line.rstrip() for line in lines)
+HEAD = ("pushes", "N", "pushes/s", "p50", "p99")
 
 
 def main() -> int:
@@ -97,9 +89,9 @@ def main() -> int:
                 print(f"{args.pushes} pushes, {workers} client(s)...", flush=True)
                 rows.append(series(url, token, args.pushes, workers, archive))
         except OMPSError as exc:
-            print(f"\n{table(rows)}\n\nERROR: a push failed: {exc}")
+            print(f"\n{table(HEAD, rows)}\n\nERROR: a push failed: {exc}")
             return 1
-    print(f"\n{table(rows)}\n(load average at the end: {os.getloadavg()[0]:.2f})")
+    print(f"\n{table(HEAD, rows)}\n(load average at the end: {os.getloadavg()[0]:.2f})")
     return 0
 
 

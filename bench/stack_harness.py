@@ -7,7 +7,7 @@ import contextlib
 import json
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from infra.local.process import StackProcess
@@ -31,3 +31,14 @@ def stack(url: str | None, state_dir: str | None) -> Iterator[tuple[str, bytes]]
         print(f"starting a stack in {tmp} (api {ports[0]}, aws {ports[1]})...", flush=True)
         with StackProcess(Path(tmp), *ports, KILN_BUILD_HOSTS="none") as proc:
             yield proc.info["api_url"], (Path(tmp) / "jwt-private.pem").read_bytes()
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Rows under a head, in columns two spaces apart, a rule under the head."""
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [head, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
