@@ -141,6 +141,21 @@ class JsonBodies:
             raise self.error(self.malformed.format(reason=exc)) from exc
 
 
+#: every method a catch-all route answers
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def unknown_paths(prefix: str, depth: int) -> list[str]:
+    """``prefix`` followed by 1 to ``depth`` variable segments: the routes that answer a face's
+    own 404 for paths under its prefix that no route has (Chalice has no greedy parameter).
+    A face's real routes match first (a static segment before a variable one), so a real path
+    with a method it lacks still gets 405."""
+    return [
+        prefix + "".join(f"/{{unknown{i}}}" for i in range(1, count + 1))
+        for count in range(1, depth + 1)
+    ]
+
+
 def lower_headers(request: Request) -> dict[str, str]:
     """The request's headers, names lower-case."""
     return {name.lower(): value for name, value in request.headers.items()}

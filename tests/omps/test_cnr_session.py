@@ -113,3 +113,14 @@ def test_an_anonymous_push_is_unauthorized(kiln: Kiln) -> None:
     refused = c.error(c.push(kiln, headers={}), 401)
     assert refused["code"] == "unauthorized-access"
     assert refused["details"] == {"package": f"{c.NAMESPACE}/{c.PACKAGE}"}
+
+
+@pytest.mark.parametrize(
+    "path", ["/cnr/nothing", "/cnr/api/v2/packages", "/cnr/api/v1/packages/a/b/1.0.0/helm/x/y"]
+)
+def test_a_path_the_registry_lacks_is_its_404_for_any_caller(kiln: Kiln, path: str) -> None:
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        answer = kiln.client.http.get(path, headers=headers)
+        assert answer.status_code == 404, answer.body
+        assert answer.json_body["error"]["code"] == "not-found"
+    assert kiln.client.http.put("/cnr/api/v1/packages").status_code == 405  # a real path

@@ -301,6 +301,27 @@ def test_a_push_path_answers_405_to_other_methods(kiln: Kiln) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/omps/v2"),
+        ("GET", "/omps/v3/health/ping"),
+        ("POST", f"/omps/v2/{ORG}"),
+        ("POST", f"/omps/v1/{ORG}/{PACKAGE}/zipfile/1.0.0/extra"),
+        ("PUT", "/omps/a/b/c/d/e/f/g/h"),
+    ],
+)
+def test_a_path_omps_lacks_is_its_404(kiln: Kiln, method: str, path: str) -> None:
+    response = getattr(kiln.client.http, method.lower())(
+        path, headers={"Authorization": kiln.token()}
+    )
+    message = (
+        "The requested URL was not found on the server. If you entered the URL manually please "
+        "check your spelling and try again."
+    )
+    assert_error(response, 404, "NotFound", message)
+
+
 # -- the registry ---------------------------------------------------------------------------------
 def test_a_name_the_registry_refuses_is_a_courier_error(kiln: Kiln) -> None:
     name = f"{ORG}/KilnDemo"

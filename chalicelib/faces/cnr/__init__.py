@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.faces.cnr import packages, session
+from chalicelib.faces.cnr import not_found, packages, session
 
 BLOB_TYPES = ("application/x-gzip", "application/gzip")
 
@@ -15,5 +15,5 @@ def register(app: Any) -> None:
     for media_type in BLOB_TYPES:
         if media_type not in app.api.binary_types:
             app.api.binary_types.append(media_type)
-    for module in (session, packages):
+    for module in (session, packages, not_found):
         app.register_blueprint(module.bp)

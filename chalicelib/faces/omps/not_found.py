@@ -1,8 +1,6 @@
 """Every other path under ``/omps`` answers OMPS's own 404 (``NotFound``, Flask's standard
 text), for any method, as upstream does (omps-behaviour.md §1), instead of the gateway's
-``Missing Authentication Token``. Chalice has no greedy path parameter, so these are routes of
-one to ``DEPTH`` variable segments; the face's real routes are matched before them (a static
-segment before a variable one), so a real path with the wrong method still gets 405."""
+``Missing Authentication Token`` (see routing_core.unknown_paths)."""
 
 from __future__ import annotations
 
@@ -10,15 +8,14 @@ from chalice import Blueprint
 
 from chalicelib.errors import NotFound
 from chalicelib.faces.omps.routing import OmpsCall, omps_route
+from chalicelib.faces.routing_core import ANY_METHOD, unknown_paths
 
 bp = Blueprint(__name__)
 
 #: one more segment than the deepest real route (/v1/{org}/{repo}/koji/{nvr}/{version})
 DEPTH = 8
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-PATHS = ["".join(f"/{{unknown{i}}}" for i in range(1, depth + 1)) for depth in range(1, DEPTH + 1)]
 
 
-@omps_route(bp, PATHS, METHODS)
+@omps_route(bp, unknown_paths("", DEPTH), ANY_METHOD)
 def unknown_path(_principal: None, _call: OmpsCall, **_segments: str) -> None:
     raise NotFound("no such path")
