@@ -74,7 +74,10 @@ def served_kiln(signing_keys: tuple[bytes, str], chalice_server: bool = False) -
             chalice_app, config, "127.0.0.1", 0, streaming_routes=app_module.streaming_routes
         )
         servers: list[Any] = [front] + ([local.server] if local else [])
-        threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+        threads = [
+            threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+            for s in servers
+        ]
         for thread in threads:
             thread.start()
         try:

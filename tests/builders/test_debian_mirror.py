@@ -58,7 +58,9 @@ class _ReleaseHandler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture()
 def release_server() -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ReleaseHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/debian"
     server.shutdown()

@@ -103,7 +103,9 @@ def web(tmp_path: Path) -> Iterator[tuple[str, str]]:
     (root / "urldep-1.0.tar.gz").write_bytes(data)
     handler = functools.partial(QuietHandler, directory=str(root))
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         yield (
             f"http://127.0.0.1:{server.server_address[1]}/urldep-1.0.tar.gz",
             hashlib.sha256(data).hexdigest(),

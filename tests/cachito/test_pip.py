@@ -240,7 +240,9 @@ def test_an_index_that_answers_html(
     )
     handler = functools.partial(QuietHandler, directory=str(pages))
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         index = f"http://127.0.0.1:{server.server_address[1]}"
         ctx = make_context(tmp_path / "ok", cache, logs, {"requirements.txt": "URLdep==1.0\n"})
         ctx.options["pip_index_url"] = index

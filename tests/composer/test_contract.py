@@ -122,7 +122,9 @@ def face(signing_keys: tuple[bytes, str]) -> Iterator[Face]:
             app_class = chalice_app.__class__
             server = create_local_server(chalice_app, Config.create(), "127.0.0.1", 0)
             port = server.server.server_address[1]
-            thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+            thread = threading.Thread(
+                target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
             thread.start()
             try:
                 with Client(chalice_app) as client:

@@ -326,7 +326,9 @@ class _Files(http.server.BaseHTTPRequestHandler):
 
 def test_web_download_and_direct_upload_through_the_stack(stack: Stack) -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), _Files)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     try:
         base = f"http://127.0.0.2:{server.server_port}"
         image = stack.create("web", "web")

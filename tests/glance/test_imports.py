@@ -62,7 +62,10 @@ def web() -> Iterator[str]:
     port = servers[0].server_address[1]
     with contextlib.suppress(OSError):  # taken on 127.0.0.1: the redirect must still fail
         servers.append(http.server.ThreadingHTTPServer(("127.0.0.1", port), _Serve))
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    threads = [
+        threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        for s in servers
+    ]
     for thread in threads:
         thread.start()
     yield f"http://127.0.0.2:{port}"

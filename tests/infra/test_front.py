@@ -126,7 +126,9 @@ ROUTES = [
 
 @contextlib.contextmanager
 def running(server: Any) -> Iterator[tuple[str, int]]:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield server.server_address[:2]

@@ -63,7 +63,10 @@ class _Server:
         return f"http://{host!s}:{port}"
 
     def __enter__(self) -> Self:
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # a short poll: shutdown() waits for the loop to look, 0.5 s by default, per server
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
