@@ -167,6 +167,12 @@ def raw_body(request: Request) -> bytes:
     return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
 
 
+def caller_read_by_views(_request: Request) -> Principal:
+    """``principal_of`` for faces whose routes are all public to the plumbing: their views read
+    the caller themselves (OMPS in its own order, the app registry from its call)."""
+    raise AssertionError("this face's routes are public to the plumbing")
+
+
 def no_context(_request: Request) -> None:
     """For faces whose error bodies quote nothing of the request."""
     return None

@@ -13,7 +13,6 @@ from chalice import Blueprint, Response
 from chalice.app import Request
 
 from chalicelib import safe_json
-from chalicelib.auth import Principal
 from chalicelib.container import container
 from chalicelib.domain.appregistry.callers import Caller, caller_from
 from chalicelib.domain.appregistry.errors import InvalidUsage, RegistryError
@@ -89,15 +88,11 @@ def _call(request: Request) -> ViewArguments:
     return ViewArguments((CnrCall(caller, query, body),))
 
 
-def _no_principal(_request: Request) -> Principal:  # the view's call carries the caller
-    raise AssertionError("CNR routes read their caller from the call")
-
-
 CNR_FACE: routing_core.Face[None] = routing_core.Face(
     name="cnr",
     path_prefix=PREFIX + "/",
     content_types=("*/*",),
-    principal_of=_no_principal,
+    principal_of=routing_core.caller_read_by_views,
     inputs=_call,
     respond=respond,
     error_context=routing_core.no_context,

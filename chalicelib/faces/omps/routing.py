@@ -13,7 +13,6 @@ from typing import Any
 from chalice import Blueprint, Response
 from chalice.app import Request
 
-from chalicelib.auth import Principal
 from chalicelib.domain.omps.errors import OmpsError
 from chalicelib.errors import DomainError
 from chalicelib.faces import routing_core
@@ -86,15 +85,11 @@ def _call(request: Request) -> ViewArguments:
     return ViewArguments((OmpsCall(headers, body, routing_core.query_pairs(request)),))
 
 
-def _no_principal(_request: Request) -> Principal:  # every OMPS route is public to the plumbing
-    raise AssertionError("OMPS routes read the Authorization header themselves")
-
-
 OMPS_FACE: routing_core.Face[None] = routing_core.Face(
     name="omps",
     path_prefix=PREFIX + "/",
     content_types=("*/*",),
-    principal_of=_no_principal,
+    principal_of=routing_core.caller_read_by_views,
     inputs=_call,
     respond=respond,
     error_context=routing_core.no_context,
