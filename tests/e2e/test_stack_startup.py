@@ -14,25 +14,31 @@ from infra.local.stack import StackOptions
 from tests.conftest import ROOT, free_port
 
 
+def start_stack(state: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`make up`'s program on free ports (unless ``settings`` say otherwise), to its exit."""
+    env = {
+        **os.environ,
+        "KILN_API_PORT": str(free_port()),
+        "KILN_AWS_PORT": str(free_port()),
+        "KILN_STATE_DIR": str(state),
+        **settings,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "infra.local.stack"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_a_taken_port_is_refused_with_the_setting_to_change(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {
-            **os.environ,
-            "KILN_API_PORT": str(port),
-            "KILN_AWS_PORT": str(free_port()),
-            "KILN_STATE_DIR": str(tmp_path),
-        }
-        done = subprocess.run(
-            [sys.executable, "-m", "infra.local.stack"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = start_stack(tmp_path, KILN_API_PORT=str(port))
     assert done.returncode == 2
     assert f"port {port} is in use" in done.stderr and "KILN_API_PORT" in done.stderr
     assert not (tmp_path / "stack.json").exists()
@@ -55,21 +61,7 @@ def test_a_taken_port_is_refused_with_the_setting_to_change(tmp_path: Path) -> N
 def test_an_omps_configuration_it_cannot_use_stops_the_start(
     tmp_path: Path, name: str, value: str, said: str
 ) -> None:
-    env = {
-        **os.environ,
-        name: value,
-        "KILN_API_PORT": str(free_port()),
-        "KILN_AWS_PORT": str(free_port()),
-        "KILN_STATE_DIR": str(tmp_path),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "infra.local.stack"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = start_stack(tmp_path, **{name: value})
     assert done.returncode == 2, done.stderr[-500:]
     assert "Kiln cannot start: " in done.stderr and said in done.stderr
     assert not (tmp_path / "stack.json").exists()
