@@ -31,7 +31,12 @@ PATCH_21 = "application/openstack-images-v2.1-json-patch"
 #: routes whose ids are not a tenant's (the error registry, schemas, build nodes: admin only);
 #: OMPS's Koji pushes read Koji first (none is configured here: 500 KojiError), and then do what
 #: the zipfile pushes walked here do
-NOT_TENANT_OWNED = ("/errors/{error_id}", "/v2/schemas/{name}", "/remote-build-nodes/{xname}")
+NOT_TENANT_OWNED = (
+    "/errors/{error_id}",
+    "/v2/schemas/{name}",
+    "/remote-build-nodes/{xname}",  # build nodes and their status: admin only, no tenant's
+    "/remote-build-nodes/status/{xname}",
+)
 NOT_WALKED = ("/koji/{nvr}", "/koji/{nvr}/{version}")
 
 

@@ -130,6 +130,26 @@ def status(node: BuildNodeModel, fresh_seconds: int) -> str:
     return "busy" if node.current_job else ("ready" if node.accepting else "not_accepting")
 
 
+def seconds_since_heartbeat(node: BuildNodeModel, now: float | None = None) -> int | None:
+    """Whole seconds since the node's last heartbeat; None if it was never heard from."""
+    if not node.last_heartbeat:
+        return None
+    return max(0, int((now or time.time()) - node.last_heartbeat))
+
+
+def running_jobs(node: BuildNodeModel, fresh_seconds: int, now: float | None = None) -> int | None:
+    """Jobs the node runs now, as its fresh heartbeat says (a host runs one job at a time and
+    reports it as ``current_job``); None when unknown: never heard from, or silent."""
+    if not node.last_heartbeat or not healthy(node, fresh_seconds, now):
+        return None
+    return 1 if node.current_job else 0
+
+
+def able_to_run_jobs(node: BuildNodeModel, fresh_seconds: int, now: float | None = None) -> bool:
+    """Whether the node may be given a job now: registered, heard from lately, accepting."""
+    return bool(node.registered and node.accepting and healthy(node, fresh_seconds, now))
+
+
 def serves(node: BuildNodeModel, arch: str, job_type: str, recipe_type: str) -> bool:
     if node.arch != arch:
         return False

@@ -107,6 +107,38 @@ def build_node(n: BuildNodeModel, fresh_seconds: int) -> dict[str, Any]:
     }
 
 
+#: what IMS reports for a status it could not find out
+UNKNOWN = "Unknown"
+
+
+def build_node_status(n: BuildNodeModel, fresh_seconds: int, now: float) -> dict[str, Any]:
+    """IMS's RemoteBuildNodeStatus, field for field. IMS gets it over SSH; Kiln from the node's
+    heartbeats (docs/build-hosts.md, 'Node status'): the connection is the heartbeat, and
+    instead of podman (Kiln hosts have none) the builders the host advertised."""
+    ago = build_nodes.seconds_since_heartbeat(n, now)
+    fresh = build_nodes.healthy(n, fresh_seconds, now)
+    builders = ", ".join(n.recipe_types or []) or "none"
+    if ago is None:
+        ssh, podman = "Unable to connect to node. Error: never heard from", UNKNOWN
+    elif fresh:
+        ssh, podman = (
+            f"Connection established (heartbeat {ago} s ago).",
+            f"Builders present: {builders}",
+        )
+    else:
+        ssh = f"Unable to connect to node. Error: no heartbeat for {ago} s"
+        podman = f"Builders last advertised: {builders}"
+    jobs = build_nodes.running_jobs(n, fresh_seconds, now)
+    return {
+        "xname": n.xname,
+        "sshStatus": ssh,
+        "podmanStatus": podman,
+        "nodeArch": n.arch or UNKNOWN,
+        "numCurrentJobs": -1 if jobs is None else jobs,
+        "ableToRunJobs": build_nodes.able_to_run_jobs(n, fresh_seconds, now),
+    }
+
+
 def _iso(epoch: float) -> str:
     moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
