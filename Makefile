@@ -34,8 +34,9 @@ host-deps:
 up: install host-deps
 	$(PY) -m infra.local.stack
 
+# SERVICE_ACCOUNT=1: an OAuth2 client-credentials account instead (docs/service-accounts.md)
 token: install
-	@$(PY) -m infra.local.tokens --tenant $(TENANT) --role $(ROLE)
+	@$(PY) -m infra.local.tokens --tenant $(TENANT) --role $(ROLE) $(if $(filter 1,$(SERVICE_ACCOUNT)),--service-account)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,8 +1,12 @@
-"""Bearer JWT verification (PyJWT); tenant and role come from the token's claims."""
+"""Bearer JWT verification (PyJWT); tenant and role come from the token's claims. The key is
+the configured PEM or secret, or the token's key from the identity provider's JWKS (e.g. a
+Cognito user pool's ``.well-known/jwks.json``), fetched and cached by PyJWKClient."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+from typing import Any
 
 import jwt
 
@@ -37,16 +41,21 @@ def verify_bearer(header: str | None, settings: Settings) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-    if not settings.jwt_key:
+    if not settings.jwt_key and not settings.jwt_jwks_url:
         raise Unauthenticated("this deployment has no token verification key configured")
     try:
         claims = jwt.decode(
             token.strip(),
-            settings.jwt_key,
+            _key(token.strip(), settings),
             algorithms=list(settings.jwt_algorithms),
-            audience=settings.jwt_audience,
+            audience=settings.jwt_audience or None,
             issuer=settings.jwt_issuer,
-            options={"require": ["exp", "sub", "tenant", "role"]},
+            # no audience configured: an identity provider whose access tokens carry none
+            # (Cognito's client credentials) and whose issuer is Kiln's alone
+            options={
+                "require": ["exp", "sub", "tenant", "role"],
+                "verify_aud": bool(settings.jwt_audience),
+            },
         )
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"invalid token: {exc}") from exc
@@ -54,3 +63,15 @@ def verify_bearer(header: str | None, settings: Settings) -> Principal:
     if role not in ROLES:
         raise Forbidden(f"unknown role '{role}' in token")
     return Principal(subject=str(claims["sub"]), tenant=str(claims["tenant"]), role=role)
+
+
+def _key(token: str, settings: Settings) -> Any:
+    if not settings.jwt_jwks_url:
+        return settings.jwt_key
+    return _jwks(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
+
+
+@functools.lru_cache(maxsize=4)
+def _jwks(url: str) -> jwt.PyJWKClient:
+    """The provider's keys, cached (and fetched again for a key id not seen yet)."""
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=10)

@@ -25,6 +25,7 @@ class StackProcess:
             "KILN_API_PORT": str(api_port),
             "KILN_AWS_PORT": str(aws_port),
             "KILN_STATE_DIR": str(state_dir),
+            "KILN_TOKEN_PORT": "0",  # the token endpoint on any free port (stack.json: token_url)
             **env,
         }
         for name in ("AWS_ENDPOINT_URL", "MOTO_PORT"):

@@ -61,16 +61,40 @@ def mint(
     return jwt.encode(claims, _signing_key(private_pem), algorithm="RS256")
 
 
+def for_stack(private_pem: bytes) -> dict[str, str]:
+    """stack.json's ``tokens``: one for each role, of tenant demo."""
+    return {role: mint(private_pem, "demo", role) for role in ("admin", "user", "worker")}
+
+
 def main() -> None:
     import argparse
+    import contextlib
+    import json
+
+    from infra.local.service_accounts import ServiceAccounts
 
     parser = argparse.ArgumentParser(description="Print a token signed with the local key.")
     parser.add_argument("--tenant", default="demo")
     parser.add_argument("--role", default="user", choices=["admin", "user", "worker"])
     parser.add_argument("--state-dir", default=".kiln")
+    parser.add_argument(
+        "--service-account",
+        action="store_true",
+        help="instead: create an OAuth2 client-credentials service account (for the token "
+        "endpoint of `make up`) and print it as JSON; its secret is shown only this once",
+    )
     args = parser.parse_args()
-    private_path, _ = ensure_keys(Path(args.state_dir))
-    print(mint(private_path.read_bytes(), args.tenant, args.role))
+    state_dir = Path(args.state_dir)
+    private_path, _ = ensure_keys(state_dir)
+    if not args.service_account:
+        print(mint(private_path.read_bytes(), args.tenant, args.role))
+        return
+    client_id, secret = ServiceAccounts(state_dir).create(args.tenant, args.role)
+    account = {"client_id": client_id, "client_secret": secret}
+    account.update(tenant=args.tenant, role=args.role)
+    with contextlib.suppress(OSError, ValueError, KeyError):  # the running stack's endpoint
+        account["token_url"] = json.loads((state_dir / "stack.json").read_text())["token_url"]
+    print(json.dumps(account, indent=2))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,27 @@ def test_a_burst_of_concurrent_writers_all_get_answers(stack: StackProcess) -> N
     metadata = requests.get(f"{ims}/v3/images/{image.json()['id']}", headers=headers, timeout=30)
     patched = sum(1 for kind, status in answers if kind == "patch" and status == 200)
     assert len(metadata.json()["metadata"]) == patched
+
+
+def test_the_stack_service_account_gets_a_token_for_the_composer_api(stack: StackProcess) -> None:
+    """What koji-osbuild's `[composer:oauth]` does against `make up`: client credentials from
+    stack.json to its token_url, then the Bearer token on the composer API."""
+    account = stack.info["service_account"]
+    assert (account["tenant"], account["role"]) == ("demo", "user")
+    assert stack.info["token_url"].endswith("/oauth2/token")
+    form = {"grant_type": "client_credentials", "client_id": account["client_id"]}
+    answer = requests.post(
+        stack.info["token_url"],
+        data={**form, "client_secret": account["client_secret"]},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    token = answer.json()
+    assert token["token_type"] == "Bearer" and token["expires_in"] > 0
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    missing = requests.get(
+        f"{stack.info['composer_url']}/composes/{uuid.uuid4()}", headers=headers, timeout=30
+    )
+    assert missing.status_code == 404, missing.text
+    wrong = requests.post(stack.info["token_url"], data={**form, "client_secret": "x"}, timeout=30)
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
