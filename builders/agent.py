@@ -29,6 +29,7 @@ from builders.control import Control
 from builders.customize import CustomizeRun
 from builders.host_config import HostConfig
 from builders.job_run import CANCELLED, CreateRun, JobRun, Stopped
+from builders.koji_import import KojiImportRun
 from builders.report import Reporter, spelled
 from chalicelib.host_protocol import (
     BuildOutput,
@@ -43,6 +44,7 @@ RUNS: dict[str, type[JobRun]] = {
     "create": CreateRun,
     "customize": CustomizeRun,
     "cachito": cachito_run.CachitoRun,
+    "koji-import": KojiImportRun,
 }
 
 # What SendTaskHeartbeat answers for a token whose task is over: TaskTimedOut (a missed
@@ -130,6 +132,7 @@ class Agent:
             ["create"]
             + ([] if customize.unavailable_reason() else ["customize"])
             + ([] if cachito_run.unavailable_reason() else ["cachito"])
+            + ["koji-import"]
         )
 
     def stop(self, *_: Any) -> None:

@@ -43,6 +43,7 @@ class HostConfig:
     # a Cachito request's step that runs this long is reported again ("still running"), so
     # the request's ``updated`` moves: atomic-reactor gives up an hour after its last change
     cachito_progress_seconds: float = 600.0
+    koji_hubs: str = ""  # KILN_KOJI_HUBS: the Koji hubs it imports into, and their logins
 
     @classmethod
     def from_env(cls) -> HostConfig:
@@ -62,6 +63,7 @@ class HostConfig:
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             log_chunk_seconds=float(env.get("KILN_LOG_CHUNK_SECONDS", "2")),
             cachito_progress_seconds=float(env.get("KILN_CACHITO_PROGRESS_SECONDS", "600")),
+            koji_hubs=env.get("KILN_KOJI_HUBS", ""),
         )
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 from typing import Any
 
@@ -39,7 +40,7 @@ class Settings:
     jwt_key: str  # PEM public key (RS256) or shared secret (HS256)
     jwt_algorithms: tuple[str, ...]
     jwt_issuer: str
-    jwt_audience: str
+    jwt_audience: str  # "": tokens' audience is not checked
     presign_seconds: int
     recipe_max_bytes: int
     recipe_max_members: int
@@ -100,6 +101,11 @@ class Settings:
     omps_greenwave_product_version: str = ""
     omps_version: str = "11.2"  # what /about reports as the service version
     omps_cnr_api_version: str = "0.0.3"  # what /cnr/version reports
+    # composer's Koji target: JSON {hub URL: {user, password | cert, serverca,
+    # content_generator, timeout}} (chalicelib/adapters/koji_cg.py); "": no hub
+    koji_hubs: str = ""
+    # the identity provider's JWKS (e.g. a Cognito user pool's): token keys come from there
+    jwt_jwks_url: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -113,6 +119,7 @@ class Settings:
             jwt_algorithms=tuple(env.get("KILN_JWT_ALGORITHMS", "RS256").split(",")),
             jwt_issuer=env.get("KILN_JWT_ISSUER", "kiln-local"),
             jwt_audience=env.get("KILN_JWT_AUDIENCE", "kiln"),
+            jwt_jwks_url=env.get("KILN_JWT_JWKS_URL", ""),
             presign_seconds=int(env.get("KILN_PRESIGN_SECONDS", "3600")),
             recipe_max_bytes=int(env.get("KILN_RECIPE_MAX_BYTES", str(64 * 1024 * 1024))),
             recipe_max_members=int(env.get("KILN_RECIPE_MAX_MEMBERS", "2000")),
@@ -140,6 +147,7 @@ class Settings:
             glance_inline_data_max=int(
                 env.get("KILN_GLANCE_INLINE_DATA_MAX", str(5 * 1024 * 1024))
             ),
+            koji_hubs=env.get("KILN_KOJI_HUBS", ""),
             **_face_settings(env),
         )
 
@@ -154,6 +162,19 @@ def _face_settings(env: os._Environ[str]) -> dict[str, Any]:
         value = env.get(f"KILN_{field.name.upper()}")
         if value is not None:
             found[field.name] = int(value) if field.type in (int, "int") else value
+    return found
+
+
+def json_object(text: str, name: str, error: type[ValueError] = ValueError) -> dict[str, Any]:
+    """A setting that holds a JSON object (``{}`` when empty); ``error`` names what is wrong."""
+    if not text.strip():
+        return {}
+    try:
+        found = json.loads(text)
+    except ValueError as exc:
+        raise error(f"{name} is not JSON: {exc}") from None
+    if not isinstance(found, dict):
+        raise error(f"{name} must be a JSON object")
     return found
 
 

@@ -63,6 +63,8 @@ class FailureCode(enum.IntEnum):
     NOT_STARTED = 9  # the build execution could not be started
     UNSUPPORTED_ARCH = 10  # the state machine has no build queue for the arch
     PROTOCOL_MISMATCH = 11  # the host speaks another protocol version
+    KOJI_INIT_FAILED = 12  # the Koji hub would not reserve the compose's build
+    KOJI_IMPORT_FAILED = 13  # uploading to the Koji hub, or its import, failed
 
     @property
     def wire(self) -> str:
@@ -158,6 +160,9 @@ class JobMessage:
     # a Cachito request (job type "cachito"): repo, ref, pkg_managers, packages, flags,
     # dependency_replacements, options, limits, cache_prefix (builders/cachito/run.py)
     source_request: dict[str, Any] | None = None
+    # a Koji import (job type "koji-import"): server, build_id, token, directory, bucket,
+    # files [{key, filename, sha256}], CG metadata (builders/koji_import.py)
+    koji_import: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body = dataclasses.asdict(self)

@@ -197,6 +197,8 @@ class ComposeModel(TenantRecord):
     job_ids = JSONAttribute(default=list)  # in image-request order
     image_types = JSONAttribute(default=list)  # in image-request order
     recipes = JSONAttribute(default=list)  # the recipe generated for each image request
+    # a Koji compose: its target, the reserved build (build_id, token), init, import_job_id
+    koji = JSONAttribute(null=True)
     version = VersionAttribute()
 
 

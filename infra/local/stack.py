@@ -30,10 +30,11 @@ from typing import Any
 
 import requests
 
+from chalicelib.adapters import koji_cg
 from chalicelib.config import Settings
 from chalicelib.domain.omps import organizations
 from infra import resources
-from infra.local import emulation, event_sources, tokens
+from infra.local import emulation, event_sources, token_server, tokens
 from infra.local.provision import Provisioned, provision
 from infra.local.supervisor import Supervisor
 
@@ -54,6 +55,7 @@ class StackOptions:
     bucket: str = "kiln-artifacts"
     table_prefix: str = "kiln"
     hosts_not_started: tuple[str, ...] = ()  # why an arch has no build host, for the banner
+    token_port: int = 8001  # the OAuth2 token endpoint (token_server.py): the API port + 1
 
     @classmethod
     def from_env(cls) -> StackOptions:
@@ -73,6 +75,7 @@ class StackOptions:
             schedule_seconds=float(env.get("KILN_SCHEDULE_SECONDS", "30")),
             host_arches=tuple(a for a in arches if a != "none"),
             hosts_not_started=not_started,
+            token_port=int(env.get("KILN_TOKEN_PORT", int(env.get("KILN_API_PORT", "8000")) + 1)),
         )
 
 
@@ -137,6 +140,8 @@ class LocalStack:
         self.stop_event = threading.Event()
         self._moto: Any = None
         self._api: Any = None
+        self._tokens: token_server.TokenServer | None = None
+        self._oauth: dict[str, Any] = {}  # stack.json's token_url and service_account
         self._hosts: list[Supervisor] = []
         self._stack: dict[str, Any] | None = None  # what stack.json says, once written
         self._stack_lock = threading.Lock()
@@ -161,6 +166,7 @@ class LocalStack:
         os.environ.update(self._app_environment(public_key))
         app_module = importlib.import_module("app")
         self._serve_api(app_module)
+        self._tokens, self._oauth = token_server.serve_for_stack(opts.state_dir, opts.token_port)
         event_sources.start(
             app_module, self.provisioned.queue_urls, REGION, opts.schedule_seconds, self.stop_event
         )
@@ -304,11 +310,8 @@ class LocalStack:
             "queues": self.provisioned.queue_urls,
             "dead_letter_queues": self.provisioned.dead_letter_urls,
             "build_hosts": [f"local-{arch}" for arch in self.options.host_arches],
-            "tokens": {
-                "admin": tokens.mint(private_pem, "demo", "admin"),
-                "user": tokens.mint(private_pem, "demo", "user"),
-                "worker": tokens.mint(private_pem, "demo", "worker"),
-            },
+            "tokens": tokens.for_stack(private_pem),  # demo's admin, user and worker tokens
+            **self._oauth,  # token_url, and service_account: demo's client credentials
         }
         with self._stack_lock:
             self._stack = stack
@@ -339,6 +342,8 @@ class LocalStack:
             host.wait(timeout=30)
         if self._api is not None:
             self._api.shutdown()
+        if self._tokens is not None:
+            self._tokens.shutdown()
         if self._moto is not None:
             self._moto.terminate()
             try:
@@ -357,8 +362,11 @@ def main() -> None:
     try:
         require_free(options.api_port, "KILN_API_PORT")
         require_free(options.aws_port, "KILN_AWS_PORT")
+        require_free(options.token_port, "KILN_TOKEN_PORT")
+        token_server.ttl_from_env()  # KILN_SERVICE_TOKEN_SECONDS, checked before anything starts
         settings = Settings.from_env()
         organizations.check_settings(settings.omps_organizations, settings.omps_robots)
+        koji_cg.parse_hubs(settings.koji_hubs)
     except (PortInUse, ValueError) as exc:
         print(f"Kiln cannot start: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
@@ -376,6 +384,7 @@ def main() -> None:
         print(
             f"\nKiln is up.\n  API:        {info['api_url']}  (IMS at {info['ims_url']})\n"
             f"  Composer:   {info['composer_url']}\n"
+            f"  Tokens URL: {info['token_url']}  (OAuth2 client credentials)\n"
             f"  Glance:     {info['glance_url']}  (/v2/images)\n"
             f"  Cachito:    {info['cachito_url']}  (/api/v1/requests)\n"
             f"  OMPS:       {info['omps_url']}  (/v2/<organization>/zipfile)\n"

@@ -20,6 +20,7 @@ def start_stack(state: Path, **settings: str) -> subprocess.CompletedProcess[str
         **os.environ,
         "KILN_API_PORT": str(free_port()),
         "KILN_AWS_PORT": str(free_port()),
+        "KILN_TOKEN_PORT": "0",
         "KILN_STATE_DIR": str(state),
         **settings,
     }
@@ -56,9 +57,14 @@ def test_a_taken_port_is_refused_with_the_setting_to_change(tmp_path: Path) -> N
             "replace_registry regexp '('",
         ),
         ("KILN_OMPS_ROBOTS", '{"bot": {"password": "pw"}}', "KILN_OMPS_ROBOTS must map"),
+        ("KILN_KOJI_HUBS", "[", "KILN_KOJI_HUBS is not JSON"),
+        ("KILN_KOJI_HUBS", '{"koji.example/kojihub": {}}', "is not an http(s) hub URL"),
+        ("KILN_KOJI_HUBS", '{"https://k/kojihub": {"user": "u"}}', "give both user and password"),
+        ("KILN_KOJI_HUBS", '{"https://k/kojihub": {"krb": 1}}', "unknown krb"),
+        ("KILN_KOJI_HUBS", '{"https://k/kojihub": {"timeout": 0}}', "timeout must be a positive"),
     ],
 )
-def test_an_omps_configuration_it_cannot_use_stops_the_start(
+def test_a_configuration_it_cannot_use_stops_the_start(
     tmp_path: Path, name: str, value: str, said: str
 ) -> None:
     done = start_stack(tmp_path, **{name: value})

@@ -52,7 +52,7 @@ def split_nvr(nvr: str) -> tuple[str, str, str]:
     return name, version, release
 
 
-class _Server:
+class Server:
     """A server on a free loopback port, served from a daemon thread while in ``with``."""
 
     server: socketserver.TCPServer
@@ -100,7 +100,7 @@ class _QuietXMLRPCHandler(xmlrpc.server.SimpleXMLRPCRequestHandler):
         pass
 
 
-class KojiHubServer(_Server):
+class KojiHubServer(Server):
     """A Koji hub: builds by N-V-R; ``faults[method] = text`` makes a method fault."""
 
     def __init__(self) -> None:
@@ -206,7 +206,7 @@ def _http_server(owner: Any) -> http.server.ThreadingHTTPServer:
     return _ThreadingHTTPServer(("127.0.0.1", 0), handler)
 
 
-class FileServer(_Server):
+class FileServer(Server):
     """The Koji root URL: ``put(path, data)`` serves ``data`` at ``/<path>``; with
     ``declare_length=False`` the size is not announced (a download must count it)."""
 
@@ -231,7 +231,7 @@ class FileServer(_Server):
             handler.send(200, data, "application/zip", length=self.declare_length)
 
 
-class GreenwaveServer(_Server):
+class GreenwaveServer(Server):
     """Greenwave: ``decide(status, body)`` sets the decision's answer (``body`` as JSON, or
     bytes as they are); ``decisions`` lists the JSON bodies asked."""
 

@@ -21,6 +21,7 @@ from chalicelib.domain.builds import nodes as build_nodes
 from chalicelib.domain.builds.job_records import KIND as JOB_KIND
 from chalicelib.domain.builds.job_records import fail_new
 from chalicelib.domain.builds.kinds import Ports
+from chalicelib.domain.composer import koji_builds
 from chalicelib.domain.composer import recipes as compose_recipes
 from chalicelib.domain.composer import request as compose_request
 from chalicelib.domain.composer.job_kinds import COMPOSE_IMAGE_KIND, ComposeImageJob
@@ -50,8 +51,13 @@ def create(principal: Principal, body: Any, ports: Ports) -> ComposeModel:
     """Check the request, store the generated recipes, then the compose, then start one build
     per image (a build no node serves yet waits for one, as IMS jobs do)."""
     plan = compose_request.read(body, build_nodes.advertised(compose_request.OTHER_RECIPE_TYPE))
+    hubs = koji_builds.hubs(ports)
+    target = koji_builds.read(body.get("koji"), hubs)
     compose = records.stamp(ComposeModel(distribution=plan.distribution), principal.tenant, KIND)
     compose.request = body
+    if target is not None:  # reserved first: a failed init fails the images before they build
+        compose.koji = koji_builds.reserve(target, hubs)
+    init_failed = koji_builds.init_failure(compose)
     jobs, recipes = [], []
     for image in plan.images:
         document = _recipe(plan, image, body)
@@ -61,18 +67,27 @@ def create(principal: Principal, body: Any, ports: Ports) -> ComposeModel:
     compose.recipes = recipes
     compose.image_types = [image.image_type for image in plan.images]
     records.insert(compose)
+    refused = False
     for job in jobs:
-        target = ComposeImageJob.of(job).upload["type"]
-        unreachable = UNREACHABLE_TARGETS.get(target)
-        if unreachable:
-            reason = f"upload to {target} refused: {unreachable}"
-            fail_new(job, FailureCode.UPLOAD_REFUSED, reason)
+        upload_type = ComposeImageJob.of(job).upload["type"]
+        unreachable = UNREACHABLE_TARGETS.get(upload_type)
+        if init_failed is not None or unreachable:
+            code = FailureCode.KOJI_INIT_FAILED if init_failed else FailureCode.UPLOAD_REFUSED
+            reason = init_failed or f"upload to {upload_type} refused: {unreachable}"
+            fail_new(job, code, reason)
             observability.count("JobsFailed")
             records.insert(job)
+            refused = True
         else:
             dispatch.begin(job, ports)
+    if refused and target is not None:
+        koji_builds.give_back(compose.id, ports)
     observability.count("ComposesCreated")
     return compose
+
+
+def find(compose_id: str) -> ComposeModel | None:
+    return records.find(ComposeModel, compose_id)
 
 
 def _recipe(plan: ComposePlan, image: ImagePlan, body: dict[str, Any]) -> dict[str, Any]:
@@ -125,13 +140,27 @@ def image_builds(compose: ComposeModel) -> list[ImageBuild]:
     ]
 
 
-def compose_status(builds: list[ImageBuild]) -> str:
-    """pending until every image has ended; then failure if any failed, else success."""
+def compose_status(builds: list[ImageBuild], koji_import: JobModel | None = None) -> str:
+    """pending until every image has ended; then failure if any failed, else success. A Koji
+    compose is also pending until its import has ended, and a success only if it succeeded."""
     if any(b.job is not None and b.job.status not in JOB_TERMINAL for b in builds):
         return "pending"
-    if all(b.job is not None and b.job.status == "success" for b in builds):
+    if not all(b.job is not None and b.job.status == "success" for b in builds):
+        return "failure"
+    if koji_import is None:
         return "success"
-    return "failure"
+    return {"success": "success", "error": "failure"}.get(koji_import.status, "pending")
+
+
+def koji_import(compose: ComposeModel) -> JobModel | None:
+    """A Koji compose's import job (a stand-in not yet started while it has none), or None
+    for a compose without Koji."""
+    koji = compose.koji
+    if not koji:
+        return None
+    job_id = koji.get("import_job_id")
+    found = records.find(JobModel, job_id) if job_id else None
+    return found or JobModel(status="creating")
 
 
 def log(build: ImageBuild, store: ArtifactStore, offset: int) -> job_logs.LogPart:

@@ -1,5 +1,7 @@
-"""The composer's job kind on the build core: ``compose-image``, one image of a compose.
-``ComposeImageJob`` is its payload on a job record; only the composer's code reads it."""
+"""The composer's job kinds on the build core: ``compose-image``, one image of a compose, and
+``koji-import``, a Koji compose's import once its images are built (koji_builds.py).
+``ComposeImageJob`` is an image job's payload on a job record; only the composer's code reads
+it."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 from chalicelib.adapters.models import JobModel
 from chalicelib.domain.builds.kinds import JobKind, Ports
 from chalicelib.domain.glance import build_outputs
+from chalicelib.host_protocol import Failure
 
 COMPOSE_IMAGE_KIND = "compose-image"
 DISK_NAME = "disk"
@@ -54,5 +57,54 @@ def _in_glance(job: JobModel, ports: Ports) -> str:
     )
 
 
-COMPOSE_IMAGE = JobKind(COMPOSE_IMAGE_KIND, _message, announce_success=_in_glance)
-KINDS = (COMPOSE_IMAGE,)
+def _image_built(job: JobModel, ports: Ports) -> str:
+    """In Glance; and when it was a Koji compose's last image, the import starts."""
+    said = [_in_glance(job, ports)]
+    from chalicelib.domain.composer import composes, koji_builds  # they import this module
+
+    compose = composes.find(ComposeImageJob.of(job).compose_id)
+    if compose is not None and (compose.koji or {}).get("build_id"):
+        builds = composes.image_builds(compose)
+        if all(b.job is not None and b.job.status == "success" for b in builds):
+            said.append(koji_builds.images_succeeded(compose.id, builds, ports))
+    return "; ".join(line for line in said if line)
+
+
+def _image_failed(job: JobModel, _failure: Failure, ports: Ports) -> str:
+    from chalicelib.domain.composer import koji_builds
+
+    return koji_builds.give_back(ComposeImageJob.of(job).compose_id, ports)
+
+
+def _import_message(job: JobModel, ports: Ports) -> dict[str, Any]:
+    from chalicelib.domain.composer import composes, koji_builds
+
+    compose = composes.find(job.payload["compose_id"])
+    if compose is None:
+        raise ValueError(f"the compose of Koji import {job.id} is gone")
+    access = koji_builds.hubs(ports).get((compose.koji or {}).get("server", ""))
+    cg_name = access.content_generator if access else "osbuild"
+    builds = composes.image_builds(compose)
+    message = koji_builds.import_message(compose, builds, ports.artifacts.bucket, cg_name)
+    return {"koji_import": message}
+
+
+def _imported(job: JobModel, ports: Ports) -> str:
+    from chalicelib.domain.composer import koji_builds
+
+    return koji_builds.mark_imported(job.payload["compose_id"])
+
+
+def _import_failed(job: JobModel, _failure: Failure, ports: Ports) -> str:
+    from chalicelib.domain.composer import koji_builds
+
+    return koji_builds.give_back(job.payload["compose_id"], ports)
+
+
+COMPOSE_IMAGE = JobKind(
+    COMPOSE_IMAGE_KIND, _message, announce_success=_image_built, failed=_image_failed
+)
+KOJI_IMPORT = JobKind(
+    "koji-import", _import_message, announce_success=_imported, failed=_import_failed
+)
+KINDS = (COMPOSE_IMAGE, KOJI_IMPORT)

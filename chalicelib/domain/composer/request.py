@@ -12,7 +12,6 @@ from chalicelib.errors import (
     InvalidNumberOfImageBuilds,
     InvalidRepository,
     InvalidUploadOptions,
-    KojiNotConfigured,
     NoBaseURLInPayloadRepository,
     UnsupportedArchitecture,
     UnsupportedDistribution,
@@ -90,10 +89,6 @@ def read(body: Any, backend_advertised: bool) -> ComposePlan:
     if not isinstance(body, dict):
         raise InvalidComposeRequest("the request body must be a JSON object")
     _no_unknown(body, ("distribution", "image_request", "image_requests", "customizations", "koji"))
-    if body.get("koji") is not None:
-        raise KojiNotConfigured(
-            "koji: this Kiln deployment has no Koji hub configured; leave out 'koji'"
-        )
     family, suite = _distribution(body.get("distribution"), backend_advertised)
     requests = _image_requests(body)
     custom = _object(body.get("customizations"), "customizations")

@@ -11,6 +11,8 @@ import json
 import re
 from typing import Any
 
+from chalicelib.config import json_object
+
 ORG_NAME = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127}$")
 
 
@@ -44,14 +46,7 @@ class Organization:
 
 def parse(text: str) -> dict[str, Organization]:
     """The configured organizations; BadOrganizations says what is wrong."""
-    if not text.strip():
-        return {}
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise BadOrganizations(f"KILN_OMPS_ORGANIZATIONS is not JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise BadOrganizations("KILN_OMPS_ORGANIZATIONS must be a JSON object")
+    raw = json_object(text, "KILN_OMPS_ORGANIZATIONS", BadOrganizations)
     return {name: _organization(name, options) for name, options in raw.items()}
 
 

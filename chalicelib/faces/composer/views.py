@@ -8,7 +8,7 @@ from typing import Any
 from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.models import ComposeModel, JobModel
 from chalicelib.domain.builds.logs import LogPart
-from chalicelib.domain.composer import composes
+from chalicelib.domain.composer import composes, koji_builds
 from chalicelib.domain.composer.composes import ImageBuild
 from chalicelib.domain.composer.job_kinds import ComposeImageJob
 from chalicelib.faces.composer.errors import PREFIX
@@ -36,6 +36,7 @@ IMAGE_ERRORS: dict[FailureCode, tuple[int, str]] = {
     FailureCode.UPLOAD_FAILED: (11, "Uploading the image failed"),
     FailureCode.HOST_SILENT: (27, "The build host stopped responding"),
     FailureCode.NO_BUILD_NODE: (28, "No build host serves this image"),
+    FailureCode.KOJI_INIT_FAILED: koji_builds.KOJI_INIT_ERROR,
 }
 BUILD_FAILED = (10, "Building the image failed")
 
@@ -52,12 +53,16 @@ def compose_status(
     compose: ComposeModel, builds: list[ImageBuild], store: ArtifactStore
 ) -> dict[str, Any]:
     statuses = [image_status(build, store) for build in builds]
-    return {
+    body = {
         **ref("ComposeStatus", compose.id),
-        "status": composes.compose_status(builds),
+        "status": composes.compose_status(builds, composes.koji_import(compose)),
         "image_status": statuses[0],
         "image_statuses": statuses,
     }
+    build_id = (compose.koji or {}).get("build_id")
+    if build_id is not None:
+        body["koji_status"] = {"build_id": build_id}
+    return body
 
 
 def image_status(build: ImageBuild, store: ArtifactStore) -> dict[str, Any]:
@@ -116,7 +121,7 @@ def _disk_key(job: JobModel) -> str | None:
 
 
 def logs(compose: ComposeModel, builds: list[ImageBuild], parts: list[LogPart]) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         **ref("ComposeLogs", compose.id, "/logs"),
         "image_builds": [
             {
@@ -132,6 +137,32 @@ def logs(compose: ComposeModel, builds: list[ImageBuild], parts: list[LogPart]) 
             for build, part in zip(builds, parts, strict=True)
         ],
     }
+    if compose.koji:
+        body["koji"] = koji_logs(compose)
+    return body
+
+
+def koji_logs(compose: ComposeModel) -> dict[str, Any]:
+    """The Koji steps' results, as composer gives its koji-init and koji-finalize job results:
+    the reserved build id, or the step's error."""
+    koji = compose.koji or {}
+    imported: dict[str, Any] = {}
+    job = composes.koji_import(compose)
+    if job is not None and job.status == "success":
+        imported = {"build_id": koji.get("build_id")}
+    elif job is not None and job.status == "error":
+        details = (job.status_reason or "the import failed").removeprefix(
+            f"{FailureCode.KOJI_IMPORT_FAILED.wire}: "
+        )
+        code = FailureCode.__members__.get(job.failure_code or "")
+        # the import's own failure, or the core's (no host serves it, its host went silent)
+        error_id, reason = (
+            IMAGE_ERRORS.get(code, koji_builds.KOJI_IMPORT_ERROR)
+            if code
+            else (koji_builds.KOJI_IMPORT_ERROR)
+        )
+        imported = {"error": {"id": error_id, "reason": reason, "details": details}}
+    return {"init": koji.get("init") or {}, "import": imported}
 
 
 def image_status_value(build: ImageBuild) -> str:
