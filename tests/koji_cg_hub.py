@@ -77,6 +77,7 @@ class KojiCGHub(LoopbackServer):
             }
         }
         self.tag_arches = "x86_64 aarch64"
+        self.task_files: set[str] = set()
         self._sessions: dict[str, str] = {}  # "id:key" -> user
         self._lock = threading.Lock()
         owner = self
@@ -181,8 +182,10 @@ class KojiCGHub(LoopbackServer):
         with self._lock, path.open("r+b" if path.exists() else "wb") as f:
             f.seek(int(query["offset"]))
             f.write(chunk)
-        if query["filepath"].startswith("tasks/") and query["offset"] == "0":
-            self.say(f"task file {query['filepath']}/{query['filename']}")
+        task_file = f"{query['filepath']}/{query['filename']}"
+        if query["filepath"].startswith("tasks/") and task_file not in self.task_files:
+            self.task_files.add(task_file)  # what a builder task attached (said once)
+            self.say(f"task file {task_file}")
         return {"size": len(chunk), "hexdigest": f"{zlib.adler32(chunk) & 0xFFFFFFFF:08x}"}
 
     # -- builds ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 import uuid
 from pathlib import Path
@@ -76,7 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Print a token signed with the local key.")
     parser.add_argument("--tenant", default="demo")
     parser.add_argument("--role", default="user", choices=["admin", "user", "worker"])
-    parser.add_argument("--state-dir", default=".kiln")
+    # the stack's state dir (KILN_STATE_DIR, as `make up` reads it): its key and accounts
+    parser.add_argument("--state-dir", default=os.environ.get("KILN_STATE_DIR", ".kiln"))
     parser.add_argument(
         "--service-account",
         action="store_true",
