@@ -6,18 +6,10 @@ import pytest
 
 from infra.local.process import StackProcess
 from tests.conftest import free_port
-from tests.koji_cg_hub import KojiCGHub
 
 
 @pytest.fixture(scope="session")
-def koji_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KojiCGHub]:
-    """The Koji hub the stack's composer imports into (tests/koji_cg_hub.py)."""
-    with KojiCGHub(tmp_path_factory.mktemp("koji-hub")) as hub:
-        yield hub
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, koji_hub: KojiCGHub) -> Iterator[StackProcess]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
     """One `make up` stack for every end-to-end test of the run."""
     go_proxy = tmp_path_factory.mktemp("go-proxy")  # tests/cachito/go_proxy.py fills it
     with StackProcess(
@@ -29,7 +21,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, koji_hub: KojiCGHub) -> Iter
         KILN_CACHITO_ALLOW="127.0.0.0/8",
         KILN_CACHITO_GOPROXY=go_proxy.as_uri(),
         KILN_CACHITO_GOSUMDB="off",
-        KILN_KOJI_HUBS=koji_hub.hub_setting(),  # for the service and its build hosts
     ) as running:
         running.go_proxy = go_proxy
         yield running
