@@ -79,10 +79,11 @@ def image_status(build: ImageBuild, store: ArtifactStore) -> dict[str, Any]:
     return status
 
 
-def _image_error(job: JobModel) -> dict[str, Any]:
-    """The job's failure code picks the error; its reason, without the code, is the details."""
+def _image_error(job: JobModel, default: tuple[int, str] = BUILD_FAILED) -> dict[str, Any]:
+    """The job's failure code picks the error (``default`` for a code the table does not
+    name); its reason, without the code, is the details."""
     code = FailureCode.__members__.get(job.failure_code or "")
-    error_id, summary = IMAGE_ERRORS.get(code, BUILD_FAILED) if code else BUILD_FAILED
+    error_id, summary = IMAGE_ERRORS.get(code, default) if code else default
     details = job.status_reason or "the build failed"
     if code is not None:
         details = details.removeprefix(f"{code.wire}: ")
@@ -151,17 +152,8 @@ def koji_logs(compose: ComposeModel) -> dict[str, Any]:
     if job is not None and job.status == "success":
         imported = {"build_id": koji.get("build_id")}
     elif job is not None and job.status == "error":
-        details = (job.status_reason or "the import failed").removeprefix(
-            f"{FailureCode.KOJI_IMPORT_FAILED.wire}: "
-        )
-        code = FailureCode.__members__.get(job.failure_code or "")
-        # the import's own failure, or the core's (no host serves it, its host went silent)
-        error_id, reason = (
-            IMAGE_ERRORS.get(code, koji_builds.KOJI_IMPORT_ERROR)
-            if code
-            else (koji_builds.KOJI_IMPORT_ERROR)
-        )
-        imported = {"error": {"id": error_id, "reason": reason, "details": details}}
+        # the import's own failure (16), or the core's (no host serves it, its host went silent)
+        imported = {"error": _image_error(job, koji_builds.KOJI_IMPORT_ERROR)}
     return {"init": koji.get("init") or {}, "import": imported}
 
 
