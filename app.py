@@ -7,7 +7,12 @@ from typing import Any
 from chalice import Chalice, Rate
 
 from chalicelib import observability
-from chalicelib.config import BUILD_EVENTS_QUEUE, GLANCE_IMPORTS_QUEUE, UPLOAD_EVENTS_QUEUE
+from chalicelib.config import (
+    BUILD_EVENTS_QUEUE,
+    GLANCE_IMPORTS_QUEUE,
+    UPLOAD_EVENTS_QUEUE,
+    enabled_faces,
+)
 from chalicelib.container import container
 from chalicelib.faces import cachito as cachito_face
 from chalicelib.faces import cnr as cnr_face
@@ -26,18 +31,26 @@ from chalicelib.handlers.batches import BatchResponse
 app = Chalice(app_name="kiln", configure_logs=False)  # Powertools logs as "kiln"
 app.register_middleware(observability.middleware, "all")
 app.register_middleware(framework_errors.middleware, "http")  # each face's own error format
-for face in (recipes, public_keys, images, jobs, build_nodes, service):
-    app.register_blueprint(face.bp)
-for face in (composer_composes, composer_service):
-    app.register_blueprint(face.bp)
-for face in (glance_discovery, glance_images, glance_members, glance_data):
-    app.register_blueprint(face.bp)
-cachito_face.register(app)
-omps_face.register(app)
-cnr_face.register(app)
+faces = enabled_faces()  # KILN_FACES: a deployment may serve some faces only
+if "ims" in faces:
+    for face in (recipes, public_keys, images, jobs, build_nodes, service):
+        app.register_blueprint(face.bp)
+if "composer" in faces:
+    for face in (composer_composes, composer_service):
+        app.register_blueprint(face.bp)
+if "glance" in faces:
+    for face in (glance_discovery, glance_images, glance_members, glance_data):
+        app.register_blueprint(face.bp)
+if "cachito" in faces:
+    cachito_face.register(app)
+if "omps" in faces:  # OMPS publishes into Kiln's app registry, which serves Quay's API
+    omps_face.register(app)
+    cnr_face.register(app)
 #: Glance's data routes and Cachito's download as the local front streams them (same domain calls
 #: as the routes above)
-streaming_routes = glance_data.STREAMING_ROUTES + cachito_face.STREAMING_ROUTES
+streaming_routes = (glance_data.STREAMING_ROUTES if "glance" in faces else ()) + (
+    cachito_face.STREAMING_ROUTES if "cachito" in faces else ()
+)
 
 
 @app.on_sqs_message(queue=UPLOAD_EVENTS_QUEUE, batch_size=10)

@@ -16,6 +16,21 @@ GLANCE_IMPORTS_QUEUE = "kiln-glance-imports"
 ARCHES = ("x86_64", "aarch64")
 
 
+#: The API faces one deployment can serve; ``KILN_FACES`` (comma-separated) picks some.
+FACES = ("ims", "composer", "glance", "cachito", "omps")
+
+
+def enabled_faces(value: str | None = None) -> frozenset[str]:
+    """The faces ``KILN_FACES`` names (all when unset or empty). Read when app.py is imported,
+    which is also when `chalice package` lists the routes a deployment gets."""
+    text = os.environ.get("KILN_FACES", "") if value is None else value
+    named = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(named) - set(FACES))
+    if unknown:
+        raise ValueError(f"KILN_FACES names {', '.join(unknown)}: the faces are {', '.join(FACES)}")
+    return frozenset(named or FACES)
+
+
 def build_queue_name(arch: str) -> str:
     return f"kiln-builds-{arch}"
 
@@ -29,6 +44,12 @@ def queue_names() -> tuple[str, ...]:
 def dead_letter_queue_name(queue: str) -> str:
     """Where SQS moves a queue's message after too many receives without a delete."""
     return f"{queue}-dlq"
+
+
+#: The largest body a Lambda behind API Gateway may answer inline: Lambda's synchronous response
+#: is at most 6 MB, and API Gateway hands it binary bodies base64-encoded (a third larger), so
+#: 4 MiB (5.6 MB encoded) leaves room for the headers. Larger downloads redirect to S3.
+INLINE_BODY_MAX = 4 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +78,7 @@ class Settings:
     glance_member_quota: int = 128
     glance_image_size_cap: int = 1024**4
     glance_import_allow: str = ""  # CIDRs web-download may fetch from despite being private
-    glance_inline_data_max: int = 5 * 1024 * 1024  # larger downloads on AWS: a presigned URL
+    glance_inline_data_max: int = INLINE_BODY_MAX  # larger downloads on AWS: a presigned URL
     glance_upload_timeout_seconds: int = 6 * 3600  # then an upload's image is queued again
     glance_import_timeout_seconds: int = 3600  # then an import has failed
     # Cachito face (docs/cachito.md)
@@ -107,6 +128,13 @@ class Settings:
     # the identity provider's JWKS (e.g. a Cognito user pool's): token keys come from there
     jwt_jwks_url: str = ""
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.glance_inline_data_max <= INLINE_BODY_MAX:
+            raise ValueError(
+                f"KILN_GLANCE_INLINE_DATA_MAX is {self.glance_inline_data_max}: at most "
+                f"{INLINE_BODY_MAX} bytes (4 MiB) fit a Lambda response once base64-encoded"
+            )
+
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
@@ -145,7 +173,7 @@ class Settings:
                 env.get("KILN_GLANCE_IMPORT_TIMEOUT_SECONDS", "3600")
             ),
             glance_inline_data_max=int(
-                env.get("KILN_GLANCE_INLINE_DATA_MAX", str(5 * 1024 * 1024))
+                env.get("KILN_GLANCE_INLINE_DATA_MAX", str(INLINE_BODY_MAX))
             ),
             koji_hubs=env.get("KILN_KOJI_HUBS", ""),
             **_face_settings(env),

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 SERVICE = "kiln"
 
@@ -33,6 +33,14 @@ def count(name: str, value: float = 1) -> None:
 
 def seconds(name: str, value: float) -> None:
     metrics().add_metric(name=name, unit=MetricUnit.Seconds, value=value)
+
+
+def gauge(name: str, value: float, **dimensions: str) -> None:
+    """One metric with its own dimensions (an EMF line of its own; the shared Metrics object
+    keeps one dimension set per flush)."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace="Kiln") as metric:
+        for key, dimension in dimensions.items():
+            metric.add_dimension(name=key, value=dimension)
 
 
 def correlate(job_id: str | None) -> None:

@@ -267,6 +267,12 @@ def time_to_live() -> dict[str, str]:
     return {model.Meta.table_name: name for model, name in TTL_ATTRIBUTES.items()}
 
 
+def _hash_first(key_schema: list[dict[str, str]]) -> list[dict[str, str]]:
+    """DynamoDB takes a key schema only as [partition (HASH), sort (RANGE)]; PynamoDB lists
+    them in attribute order (moto and cfn-lint accept either, a real CreateTable does not)."""
+    return sorted(key_schema, key=lambda key: key["KeyType"] != "HASH")
+
+
 def table_schemas() -> list[dict[str, Any]]:
     """CreateTable arguments for every model: the one definition local and CDK both read."""
     schemas = []
@@ -275,13 +281,13 @@ def table_schemas() -> list[dict[str, Any]]:
         table: dict[str, Any] = {
             "TableName": model.Meta.table_name,
             "AttributeDefinitions": schema["attribute_definitions"],
-            "KeySchema": schema["key_schema"],
+            "KeySchema": _hash_first(schema["key_schema"]),
             "BillingMode": "PAY_PER_REQUEST",
         }
         indexes = [
             {
                 "IndexName": index["index_name"],
-                "KeySchema": index["key_schema"],
+                "KeySchema": _hash_first(index["key_schema"]),
                 "Projection": index["projection"],
             }
             for index in schema.get("global_secondary_indexes", [])

@@ -27,6 +27,7 @@ def run(box: Container) -> dict[str, list[str]]:
         "ended_jobs": lambda: build_results.end_stale(limit, box),
         "freed_slots": capacity.release_abandoned,
         "waiting_jobs": lambda: dispatch.dispatch_waiting(box),
+        "jobs_awaiting_node": dispatch.report_waiting,
         "finished_interrupted": lambda: [
             line
             for kind in lifecycle.KINDS

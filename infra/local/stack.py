@@ -31,7 +31,7 @@ from typing import Any
 import requests
 
 from chalicelib.adapters import koji_cg
-from chalicelib.config import Settings
+from chalicelib.config import Settings, enabled_faces
 from chalicelib.domain.omps import organizations
 from infra import resources
 from infra.local import emulation, event_sources, token_server, tokens
@@ -367,6 +367,7 @@ def main() -> None:
         settings = Settings.from_env()
         organizations.check_settings(settings.omps_organizations, settings.omps_robots)
         koji_cg.parse_hubs(settings.koji_hubs)
+        enabled_faces()  # KILN_FACES
     except (PortInUse, ValueError) as exc:
         print(f"Kiln cannot start: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None

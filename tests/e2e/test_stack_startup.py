@@ -62,6 +62,8 @@ def test_a_taken_port_is_refused_with_the_setting_to_change(tmp_path: Path) -> N
         ("KILN_KOJI_HUBS", '{"https://k/kojihub": {"user": "u"}}', "give both user and password"),
         ("KILN_KOJI_HUBS", '{"https://k/kojihub": {"krb": 1}}', "unknown krb"),
         ("KILN_KOJI_HUBS", '{"https://k/kojihub": {"timeout": 0}}', "timeout must be a positive"),
+        ("KILN_FACES", "glance,ami", "KILN_FACES names ami: the faces are ims, composer"),
+        ("KILN_GLANCE_INLINE_DATA_MAX", "5242880", "at most 4194304 bytes (4 MiB) fit a Lambda"),
     ],
 )
 def test_a_configuration_it_cannot_use_stops_the_start(

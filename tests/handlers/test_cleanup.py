@@ -6,6 +6,7 @@ import time
 import uuid
 
 import boto3
+import pytest
 
 import app as app_module
 from infra.local.event_sources import Schedule
@@ -157,3 +158,33 @@ def test_two_runs_at_once_finish_cleanly(kiln: Kiln) -> None:
     assert ended == set(jobs)
     assert all(status(kiln, job_id) == "error" for job_id in jobs)
     assert kiln.call("GET", f"{V3}/deleted/recipes/{recipe['id']}").status_code == 404
+
+
+def _emitted(out: str, name: str) -> dict[str, list[float]]:
+    """Each EMF line's ``name`` values by its ``arch`` dimension."""
+    found = {}
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blob = json.loads(line)
+            if name in blob:
+                found[blob["arch"]] = blob[name]
+    return found
+
+
+def test_schedule_reports_jobs_awaiting_a_node_per_arch(
+    kiln: Kiln, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The scaling signal of the AWS build fleets: jobs no node serves yet, per arch, zeros too
+    (queue depth cannot be it: waiting jobs are kept out of the build queues)."""
+    recipe, key = ready_recipe(kiln), public_key(kiln)
+    for _ in range(2):  # no host registered: both wait for a node
+        create_job(kiln, recipe["id"], key["id"])
+    capsys.readouterr()
+    kiln.client.lambda_.invoke("on_cleanup_schedule", scheduled(kiln))
+    emitted = _emitted(capsys.readouterr().out, "JobsAwaitingNode")
+    assert emitted == {"x86_64": [2.0], "aarch64": [0.0]}
+
+    kiln.register_host()  # one node, one slot: one job goes, the other still needs capacity
+    kiln.client.lambda_.invoke("on_cleanup_schedule", scheduled(kiln))
+    emitted = _emitted(capsys.readouterr().out, "JobsAwaitingNode")
+    assert emitted == {"x86_64": [1.0], "aarch64": [0.0]}

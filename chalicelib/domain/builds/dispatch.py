@@ -24,7 +24,7 @@ from chalicelib.adapters.artifacts import (
     job_log_key,
 )
 from chalicelib.adapters.models import BuildNodeModel, JobModel
-from chalicelib.config import Settings
+from chalicelib.config import ARCHES, Settings
 from chalicelib.domain import job_kinds
 from chalicelib.domain.builds import capacity
 from chalicelib.domain.builds import nodes as build_nodes
@@ -137,6 +137,17 @@ def dispatch_waiting(ports: Ports, now: float | None = None) -> list[str]:
                 observability.count("JobsFailed")
                 outcomes.append(f"{job.id}: ended, unserved")
     return outcomes
+
+
+def report_waiting() -> list[str]:
+    """``JobsAwaitingNode`` per arch (every arch, zeros too): the build capacity's scaling
+    signal on AWS. Waiting jobs are kept out of the build queues, so queue depth cannot be."""
+    waiting = dict.fromkeys(ARCHES, 0)
+    for job in JobModel.by_awaiting_node.query(KIND):
+        waiting[job.arch] = waiting.get(job.arch, 0) + 1
+    for arch, count in waiting.items():
+        observability.gauge("JobsAwaitingNode", count, arch=arch)
+    return [f"{arch}: {count}" for arch, count in waiting.items()]
 
 
 def _claim(job: JobModel, slot: str) -> None:
