@@ -127,6 +127,8 @@ class Settings:
     koji_hubs: str = ""
     # the identity provider's JWKS (e.g. a Cognito user pool's): token keys come from there
     jwt_jwks_url: str = ""
+    # a node first heard of is registered (an AWS deployment's fleets enrol their instances)
+    node_auto_register: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.glance_inline_data_max <= INLINE_BODY_MAX:
@@ -176,6 +178,7 @@ class Settings:
                 env.get("KILN_GLANCE_INLINE_DATA_MAX", str(INLINE_BODY_MAX))
             ),
             koji_hubs=env.get("KILN_KOJI_HUBS", ""),
+            node_auto_register=env.get("KILN_NODE_AUTO_REGISTER", "") == "1",
             **_face_settings(env),
         )
 

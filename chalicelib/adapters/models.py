@@ -267,7 +267,7 @@ def time_to_live() -> dict[str, str]:
     return {model.Meta.table_name: name for model, name in TTL_ATTRIBUTES.items()}
 
 
-def _hash_first(key_schema: list[dict[str, str]]) -> list[dict[str, str]]:
+def _hash_first(key_schema: list[Any]) -> list[Any]:
     """DynamoDB takes a key schema only as [partition (HASH), sort (RANGE)]; PynamoDB lists
     them in attribute order (moto and cfn-lint accept either, a real CreateTable does not)."""
     return sorted(key_schema, key=lambda key: key["KeyType"] != "HASH")

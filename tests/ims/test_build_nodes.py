@@ -84,6 +84,31 @@ def test_unregistered_host_is_not_eligible(kiln: Kiln) -> None:
     assert executions(kiln) == []
 
 
+def test_a_fleet_enrols_its_hosts_at_first_contact(kiln: Kiln) -> None:
+    """KILN_NODE_AUTO_REGISTER (an AWS deployment's fleets): an instance the fleet started is
+    registered when first heard of and takes the job that waited for it; one an admin
+    deregistered stays drained."""
+    kiln.configure(node_auto_register=True)
+    recipe, key = ready_recipe(kiln), public_key(kiln)
+    job = create_job(kiln, recipe["id"], key["id"]).json_body
+    assert job["status"] == "creating" and executions(kiln) == []  # no host yet: it waits
+
+    kiln.heartbeat(xname="i-0abc")  # a new instance's first heartbeat
+    assert control(kiln, "i-0abc") == {"registered": True}
+    assert kiln.call("GET", f"{NODES}/i-0abc", role="admin").json_body["status"] == "ready"
+    assert executions(kiln) == [job["id"]]
+
+    assert kiln.call("DELETE", f"{NODES}/i-0abc", role="admin").status_code == 204
+    kiln.heartbeat(xname="i-0abc")
+    assert control(kiln, "i-0abc") == {"registered": False}
+    assert kiln.call("GET", NODES, role="admin").json_body == []
+
+
+def test_without_enrolment_a_host_waits_for_an_admin(kiln: Kiln) -> None:
+    kiln.heartbeat(xname="i-0def")
+    assert kiln.call("GET", f"{NODES}/i-0def", role="admin").status_code == 404
+
+
 def test_waiting_job_is_dispatched_when_a_serving_node_reports(kiln: Kiln) -> None:
     kiln.register_host(recipe_types=("kiln-debian",))
     recipe, key = ready_recipe(kiln), public_key(kiln)

@@ -39,7 +39,8 @@ def handle_one(message: Any, ports: Ports) -> str:
     else:
         assert isinstance(event, NodeHeartbeat)
         observability.correlate(None)
-        node = build_nodes.heartbeat(event)
+        enrol = ports.artifacts if ports.settings.node_auto_register else None
+        node = build_nodes.heartbeat(event, enrol)
         outcome = "node seen"
         if node.registered and node.accepting:  # it may have room for jobs that wait
             dispatched = dispatch.dispatch_waiting(ports)

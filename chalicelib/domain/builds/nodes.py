@@ -98,11 +98,18 @@ def list_for(principal: Principal) -> list[BuildNodeModel]:
     return registered()
 
 
-def heartbeat(beat: NodeHeartbeat) -> BuildNodeModel:
+def heartbeat(beat: NodeHeartbeat, enrol: ArtifactStore | None = None) -> BuildNodeModel:
     """A host said it is alive. Creates an unregistered node on first contact; never touches
-    the registration (an admin's write)."""
+    the registration (an admin's write) -- unless the deployment enrols its own hosts
+    (``enrol``: ``KILN_NODE_AUTO_REGISTER``, an AWS fleet's instances, which only its host role
+    can speak for on the build-events queue): then a node first heard of is registered. A node
+    an admin deregistered has a record, so it stays deregistered."""
+    enrolled: list[bool] = []
 
     def seen(node: BuildNodeModel) -> None:
+        enrolled[:] = [enrol is not None and node.version is None]
+        if enrolled[0]:
+            node.registered, node.registered_at = True, records.utc_now()
         node.arch = beat.arch
         node.recipe_types = sorted(str(t) for t in beat.recipe_types)
         node.job_types = sorted(str(t) for t in beat.job_types)
@@ -111,7 +118,10 @@ def heartbeat(beat: NodeHeartbeat) -> BuildNodeModel:
         node.slots = max(1, int(beat.slots))
         node.last_heartbeat = float(beat.time or time.time())
 
-    return _change(beat.xname, seen)
+    node = _change(beat.xname, seen)
+    if enrolled[0] and enrol is not None:
+        publish_control(node, enrol)
+    return node
 
 
 def all_nodes() -> list[BuildNodeModel]:
