@@ -8,16 +8,28 @@ HOST_PACKAGES := mmdebstrap arch-test squashfs-tools rsync openssh-server qemu-u
 TENANT ?= demo
 ROLE ?= user
 
-.PHONY: up test test-fast test-slow lint token bench host-deps install clean
+.PHONY: up test test-fast test-slow lint token bench host-deps node-deps install synth deploy \
+  destroy clean
 
-$(VENV)/.installed: requirements.txt requirements-host.txt requirements-dev.txt requirements-nodeps.txt
+$(VENV)/.installed: requirements.txt requirements-host.txt requirements-dev.txt requirements-nodeps.txt \
+  requirements-cdk.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q pip==26.2.1  # chalice 1.34 wants pip<26.3
-	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	$(VENV)/bin/pip install -q -r requirements-dev.txt -r requirements-cdk.txt
 	$(VENV)/bin/pip install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 
-install: $(VENV)/.installed
+# Node.js runs the CDK's jsii kernel (synth) and the ASL validator; installed from Debian when
+# missing. The npm packages (package.json, exact versions, package-lock.json) go in node_modules.
+node_modules/.installed: package.json package-lock.json
+	@command -v node >/dev/null 2>&1 || { echo "Installing Node.js"; $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q nodejs npm; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-deps: node_modules/.installed
+
+install: $(VENV)/.installed node-deps
 
 # What a build host needs from Debian, installed only when missing; then qemu-user-static's
 # binfmt_misc handlers for the foreign arches (mounted and registered when missing: through sudo
@@ -51,6 +63,18 @@ test-slow: install host-deps
 
 test: lint test-fast test-slow
 
+# The AWS deployment (infra/cdk, docs/deploy.md): templates in cdk.out, offline, no credentials.
+# CONTEXT: the operator's parameters, e.g. CONTEXT="-c jwt_jwks_url=https://... -c alarm_email=ops@example.com"
+CDK := npx --no-install cdk
+synth: install
+	$(PY) -m infra.cdk.synth --out cdk.out $(CONTEXT)
+
+deploy: install
+	$(CDK) deploy --all --app "$(PY) -m infra.cdk.app" $(CONTEXT)
+
+destroy: install
+	$(CDK) destroy --all --app "$(PY) -m infra.cdk.app" $(CONTEXT)
+
 bench: install
 	$(PY) bench/dispatch.py
 	$(PY) bench/glance.py
@@ -61,4 +85,4 @@ bench: install
 	$(PY) bench/omps.py
 
 clean:
-	rm -rf $(VENV) .kiln .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .kiln .pytest_cache .mypy_cache .ruff_cache node_modules cdk.out

@@ -7,6 +7,7 @@ answered "ProtocolMismatch: ..." (or "HostError: ...") and not built. The protoc
 chalicelib/host_protocol.py, in prose docs/build-hosts.md.
 
 Run: python -m builders.agent   (settings from the environment: builders/host_config.py)
+One-shot (an AWS Batch job): python -m builders.agent --one-shot (builders/one_shot.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
-from builders import customize, ssh_session, uploads
+from builders import customize, one_shot, ssh_session, uploads
 from builders.backends import available_backends
 from builders.backends.base import BuildError
 from builders.cachito import run as cachito_run
@@ -67,6 +68,18 @@ class TokenClosed(threading.Event):
     the job is stopped and gets no answer. ``reason`` is the refusal, for the logs."""
 
     reason = ""
+
+
+def capabilities(arch: str) -> tuple[list[str], list[str]]:
+    """The recipe types and job types a host on this machine serves for ``arch``."""
+    backends = [b for b in available_backends() if not b.unavailable_reason(arch)]
+    job_types = (
+        ["create"]
+        + ([] if customize.unavailable_reason() else ["customize"])
+        + ([] if cachito_run.unavailable_reason() else ["cachito"])
+        + ["koji-import"]
+    )
+    return sorted(t for b in backends for t in b.recipe_types), job_types
 
 
 #: a job's answer: SendTaskSuccess's output or SendTaskFailure's failure
@@ -122,18 +135,7 @@ class Agent:
         self.log = logger
         self.stopping = threading.Event()
         self.current_job: str | None = None
-        self.recipe_types = sorted(
-            t
-            for b in available_backends()
-            if not b.unavailable_reason(config.arch)
-            for t in b.recipe_types
-        )
-        self.job_types = (
-            ["create"]
-            + ([] if customize.unavailable_reason() else ["customize"])
-            + ([] if cachito_run.unavailable_reason() else ["cachito"])
-            + ["koji-import"]
-        )
+        self.recipe_types, self.job_types = capabilities(config.arch)
 
     def stop(self, *_: Any) -> None:
         self.log.info("stop requested: taking no new work")
@@ -375,7 +377,8 @@ class Agent:
                 cancelled.set()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    message = one_shot.message(argv)  # --one-shot: the one job's message; else None (polling)
     config = HostConfig.from_env()
     session = boto3.session.Session(region_name=config.region)
     logger = Logger(service="kiln-build-host")
@@ -387,7 +390,7 @@ def main() -> None:
     agent = Agent(config, sqs, s3, sfn, logger, uploads.Clients(config.endpoint_url))
     signal.signal(signal.SIGTERM, agent.stop)
     signal.signal(signal.SIGINT, agent.stop)
-    agent.run()
+    agent.run() if message is None else one_shot.run(agent, message)
 
 
 if __name__ == "__main__":

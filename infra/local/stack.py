@@ -34,7 +34,7 @@ from chalicelib.adapters import koji_cg
 from chalicelib.config import Settings, enabled_faces
 from chalicelib.domain.omps import organizations
 from infra import resources
-from infra.local import emulation, event_sources, token_server, tokens
+from infra.local import batch_runner, emulation, event_sources, token_server, tokens
 from infra.local.provision import Provisioned, provision
 from infra.local.supervisor import Supervisor
 
@@ -73,7 +73,7 @@ class StackOptions:
             heartbeat_seconds=int(env.get("KILN_HEARTBEAT_SECONDS", "30")),
             job_timeout_seconds=int(env.get("KILN_JOB_TIMEOUT_SECONDS", "3600")),
             schedule_seconds=float(env.get("KILN_SCHEDULE_SECONDS", "30")),
-            host_arches=tuple(a for a in arches if a != "none"),
+            host_arches=batch_runner.without_batch(a for a in arches if a != "none"),
             hosts_not_started=not_started,
             token_port=int(env.get("KILN_TOKEN_PORT", int(env.get("KILN_API_PORT", "8000")) + 1)),
         )
@@ -143,6 +143,7 @@ class LocalStack:
         self._tokens: token_server.TokenServer | None = None
         self._oauth: dict[str, Any] = {}  # stack.json's token_url and service_account
         self._hosts: list[Supervisor] = []
+        self._batch: batch_runner.LocalBatch | None = None  # KILN_BATCH_ARCHES: batch_runner.py
         self._stack: dict[str, Any] | None = None  # what stack.json says, once written
         self._stack_lock = threading.Lock()
         self.provisioned: Provisioned | None = None
@@ -180,6 +181,7 @@ class LocalStack:
             )
             self._hosts.append(host)
             host.start()
+        self._batch = batch_runner.start(self, REGION)  # feeder + runner per KILN_BATCH_ARCHES
         self._wait_for_hosts()
         return self._write_stack_file(private_key.read_bytes())
 
@@ -340,6 +342,7 @@ class LocalStack:
             host.terminate()
         for host in self._hosts:
             host.wait(timeout=30)
+        batch_runner.stop(self._batch)
         if self._api is not None:
             self._api.shutdown()
         if self._tokens is not None:
@@ -367,6 +370,7 @@ def main() -> None:
         settings = Settings.from_env()
         organizations.check_settings(settings.omps_organizations, settings.omps_robots)
         koji_cg.parse_hubs(settings.koji_hubs)
+        batch_runner.arches_from_env()  # KILN_BATCH_ARCHES
         enabled_faces()  # KILN_FACES
     except (PortInUse, ValueError) as exc:
         print(f"Kiln cannot start: {exc}", file=sys.stderr, flush=True)

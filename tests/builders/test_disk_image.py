@@ -210,19 +210,6 @@ def test_disk_has_esp_and_root(disk_build: list[Path]) -> None:
 
 
 @pytest.mark.slow
-def test_disk_is_reproducible(
-    disk_build: list[Path], tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    again = _build(tmp_path_factory.mktemp("disk-2"))
-    for first, second in zip(disk_build, again, strict=True):
-        assert _same_bytes(first, second), f"{first.name} differs between two builds"
-
-
-def _same_bytes(first: Path, second: Path) -> bool:
-    return subprocess.run(["cmp", "-s", str(first), str(second)], check=False).returncode == 0
-
-
-@pytest.mark.slow
 def test_disk_boots_to_a_login_prompt(disk_build: list[Path], tmp_path: Path) -> None:
     text = boot_to_login(disk_build[3], tmp_path)
     assert "kiln-disk login:" in text
