@@ -35,7 +35,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
-from infra.cdk.build_hosts import REPO_ROOT, host_permissions
+from infra.cdk.build_hosts import REPO_ROOT, encrypted_root_volume, host_permissions
 
 #: the agent image's build context: the repository root, only what the Dockerfile copies
 AGENT_IMAGE_EXCLUDE = [
@@ -90,16 +90,7 @@ class BatchBuilds(Construct):
             "LaunchTemplate",
             require_imdsv2=True,
             http_put_response_hop_limit=1,  # containers use the job role, not the instance's
-            block_devices=[
-                ec2.BlockDevice(
-                    device_name="/dev/xvda",
-                    volume=ec2.BlockDeviceVolume.ebs(
-                        ROOT_VOLUME_GIB,
-                        volume_type=ec2.EbsDeviceVolumeType.GP3,
-                        encrypted=True,
-                    ),
-                )
-            ],
+            block_devices=[encrypted_root_volume(ROOT_VOLUME_GIB)],
         )
         self.compute_environment = batch.ManagedEc2EcsComputeEnvironment(
             self,

@@ -98,6 +98,16 @@ WRITE_PREFIXES = (
 DELETE_PREFIXES = ("cachito/requests/*", "cachito-cache/*")
 
 
+def encrypted_root_volume(gib: int) -> ec2.BlockDevice:
+    """The build host's (or Batch instance's) root volume: gp3, encrypted, gone with it."""
+    return ec2.BlockDevice(
+        device_name="/dev/xvda",  # Debian's and the ECS AMIs' root device
+        volume=ec2.BlockDeviceVolume.ebs(
+            gib, volume_type=ec2.EbsDeviceVolumeType.GP3, encrypted=True, delete_on_termination=True
+        ),
+    )
+
+
 def host_permissions(
     grantee: iam.IGrantable,
     *,
@@ -263,17 +273,7 @@ class BuildHostFleet(Construct):
             http_put_response_hop_limit=1,
             instance_metadata_tags=True,  # the drain reads aws:autoscaling:groupName
             detailed_monitoring=True,
-            block_devices=[
-                ec2.BlockDevice(
-                    device_name="/dev/xvda",  # Debian's AMIs: the root device
-                    volume=ec2.BlockDeviceVolume.ebs(
-                        root_volume_gib,
-                        volume_type=ec2.EbsDeviceVolumeType.GP3,
-                        encrypted=True,
-                        delete_on_termination=True,
-                    ),
-                )
-            ],
+            block_devices=[encrypted_root_volume(root_volume_gib)],
         )
         self.group = autoscaling.AutoScalingGroup(
             self,
