@@ -134,12 +134,19 @@ class Agent:
         self.control = Control(s3, config.bucket, config.xname, logger)
         self.log = logger
         self.stopping = threading.Event()
+        self.finishing = threading.Event()  # finish(): the job in hand, then no more
         self.current_job: str | None = None
         self.recipe_types, self.job_types = capabilities(config.arch)
 
     def stop(self, *_: Any) -> None:
         self.log.info("stop requested: taking no new work")
         self.stopping.set()
+
+    def finish(self, *_: Any) -> None:
+        """SIGUSR1, a scale-in's drain: finish the job in hand, take no new one, then return
+        from run() (SIGTERM, stop(), abandons the job to the state machine's retry instead)."""
+        self.log.info("finish requested: finishing the job in hand, taking no new work")
+        self.finishing.set()
 
     def run(self) -> None:
         try:
@@ -156,13 +163,15 @@ class Agent:
                 "job_types": self.job_types,
             },
         )
-        while not self.stopping.is_set():
-            self.poll_once()
+        while not self.stopping.is_set() and not self.finishing.is_set():
+            self.poll_once()  # a job it takes runs to its answer in here
         self.log.info("stopped")
 
     def accepting(self) -> bool:
-        """Registered (control/build-nodes/<xname>.json) and not stopping."""
-        return not self.stopping.is_set() and self.control.registered()
+        """Registered (control/build-nodes/<xname>.json), not stopping nor finishing."""
+        if self.stopping.is_set() or self.finishing.is_set():
+            return False
+        return self.control.registered()
 
     def announce(self) -> None:
         self.reporter.node_heartbeat(
@@ -377,6 +386,11 @@ class Agent:
                 cancelled.set()
 
 
+#: The exit status after finish() (SIGUSR1): drained on purpose (systemd:
+#: RestartPreventExitStatus, infra/cdk/assets/host_bootstrap.sh)
+FINISHED_EXIT = 75
+
+
 def main(argv: list[str] | None = None) -> None:
     message = one_shot.message(argv)  # --one-shot: the one job's message; else None (polling)
     config = HostConfig.from_env()
@@ -390,7 +404,10 @@ def main(argv: list[str] | None = None) -> None:
     agent = Agent(config, sqs, s3, sfn, logger, uploads.Clients(config.endpoint_url))
     signal.signal(signal.SIGTERM, agent.stop)
     signal.signal(signal.SIGINT, agent.stop)
+    signal.signal(signal.SIGUSR1, agent.finish)
     agent.run() if message is None else one_shot.run(agent, message)
+    if agent.finishing.is_set():
+        raise SystemExit(FINISHED_EXIT)  # its service manager must not start it again
 
 
 if __name__ == "__main__":

@@ -21,12 +21,11 @@ waiting = 0 for ``SCALE_IN_PERIODS`` periods of 5 minutes: remove one host.
 
 Drain (scale-in): a termination lifecycle hook (``kiln-drain``, heartbeat 1 hour, default
 CONTINUE) holds the instance in Terminating:Wait. On the instance, ``kiln-drain.service`` polls
-IMDS ``autoscaling/target-lifecycle-state``; on "Terminated" it runs ``systemctl stop
-kiln-host`` (SIGTERM: ``agent.stop``, no new work) and then ``aws autoscaling
-complete-lifecycle-action``. No EventBridge rule, no SSM document: the instance drains itself.
-Today SIGTERM stops a job in flight without answering it (the state machine retries it after
-HeartbeatSeconds); the unit allows 15 minutes to stop, and the hook an hour, for an agent that
-finishes its job on SIGTERM.
+IMDS ``autoscaling/target-lifecycle-state``; on "Terminated" it sends the agent SIGUSR1
+(``agent.finish``: the job in hand runs to its answer, no new one is taken, then the agent exits
+75, which systemd does not restart), records a lifecycle-action heartbeat every 10 minutes while
+the job runs, and then calls ``aws autoscaling complete-lifecycle-action``. No EventBridge rule,
+no SSM document: the instance drains itself.
 """
 
 from __future__ import annotations

@@ -390,6 +390,22 @@ def test_drained_host_finishes_its_job_and_takes_no_more(harness: Harness) -> No
     assert answered(harness, second) == "success"
 
 
+def test_finish_answers_the_job_in_hand_then_the_host_stops(harness: Harness) -> None:
+    """SIGUSR1, a fleet's scale-in drain: the job in hand runs to its answer, none is taken
+    after it, and the agent returns (SIGTERM instead abandons the job to the retry)."""
+    first = harness.start_job("sleep: 2\n", start=False)
+    harness.enqueue(first)
+    harness.wait_for_status(first["job_id"], "building_image")
+    harness.agent.finish()
+    second = harness.start_job("name: second\n", start=False)
+    harness.enqueue(second)
+    assert answered(harness, first) == "success"
+    harness.thread.join(timeout=20)
+    assert not harness.thread.is_alive()
+    assert harness.agent.answers.get(second["job_id"]) is None
+    assert harness.queued() >= 1 and not harness.progress(second["job_id"])
+
+
 def test_job_cancelled_before_it_starts_is_answered_without_building(harness: Harness) -> None:
     job = harness.start_job("name: never\n", start=False)
     harness.cancel(job)

@@ -56,7 +56,9 @@ install -d -m 0700 /var/lib/kiln-host
 # instance id) and takes work only while control/build-nodes/<xname>.json says registered
 # (builders/control.py), which the API side writes when the node is registered.
 # SIGTERM (systemctl stop) is agent.stop: no new work; a job in flight is stopped unanswered
-# and the state machine retries it on another host after HeartbeatSeconds.
+# and the state machine retries it on another host after HeartbeatSeconds. SIGUSR1 is
+# agent.finish (the drain below): the job in hand runs to its answer, then the agent exits 75,
+# which systemd does not restart.
 cat > /etc/systemd/system/kiln-host.service <<'UNIT'
 [Unit]
 Description=Kiln build-host agent
@@ -70,6 +72,7 @@ WorkingDirectory=/opt/kiln/app
 ExecStart=/opt/kiln/venv/bin/python -m builders.agent
 Restart=always
 RestartSec=10
+RestartPreventExitStatus=75
 # SIGTERM to the agent only (it stops its own children), SIGKILL to all after the timeout
 KillMode=mixed
 TimeoutStopSec=900
@@ -80,8 +83,9 @@ UNIT
 
 # -- kiln-drain.service: scale-in drain. The Auto Scaling group's termination lifecycle hook
 # holds a terminating instance in Terminating:Wait; IMDS then says target-lifecycle-state
-# "Terminated". The watcher stops the agent (above), then completes the lifecycle action, so
-# the instance goes as soon as the agent has stopped (the hook's timeout is the backstop).
+# "Terminated". The watcher asks the agent to finish (SIGUSR1: the job in hand runs to its
+# answer, no new one is taken), keeps the hook alive meanwhile (a build may outlast its
+# timeout), then completes the lifecycle action, so the instance goes once the job is done.
 cat > /usr/local/sbin/kiln-drain <<'DRAIN'
 #!/bin/bash
 set -u
@@ -94,10 +98,20 @@ imds() {
 until [ "$(imds autoscaling/target-lifecycle-state || true)" = "Terminated" ]; do
   sleep 10
 done
-echo "kiln-drain: instance is terminating: stopping the agent"
-systemctl stop kiln-host.service
+echo "kiln-drain: instance is terminating: the agent finishes its job, then stops"
 instance_id=$(imds instance-id)
 group=$(imds tags/instance/aws:autoscaling:groupName)
+systemctl kill --kill-whom=main --signal=SIGUSR1 kiln-host.service
+waited=0
+while systemctl is-active --quiet kiln-host.service; do
+  sleep 10
+  waited=$((waited + 10))
+  if [ $((waited % 600)) -eq 0 ]; then  # every 10 minutes: the hook's timeout starts again
+    aws autoscaling record-lifecycle-action-heartbeat --region "$AWS_REGION" \
+      --lifecycle-hook-name "$KILN_LIFECYCLE_HOOK" --auto-scaling-group-name "$group" \
+      --instance-id "$instance_id" || true
+  fi
+done
 for attempt in 1 2 3 4 5; do
   aws autoscaling complete-lifecycle-action --region "$AWS_REGION" \
     --lifecycle-hook-name "$KILN_LIFECYCLE_HOOK" --auto-scaling-group-name "$group" \
