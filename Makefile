@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST_PACKAGES := mmdebstrap arch-test squashfs-tools rsync openssh-server qemu-user-static binfmt-support \
-  dosfstools mtools e2fsprogs fdisk qemu-utils qemu-system-x86 ovmf
+  dosfstools mtools e2fsprogs fdisk qemu-utils qemu-system-x86 ovmf libmagic1 libarchive13
 TENANT ?= demo
 ROLE ?= user
 
@@ -83,6 +83,7 @@ bench: install
 	$(PY) bench/chaos.py
 	$(PY) bench/cachito.py
 	$(PY) bench/omps.py
+	$(PY) bench/cache.py
 
 clean:
 	rm -rf $(VENV) .kiln .pytest_cache .mypy_cache .ruff_cache node_modules cdk.out

@@ -17,6 +17,7 @@ from chalicelib.container import container
 from chalicelib.faces import cachito as cachito_face
 from chalicelib.faces import cnr as cnr_face
 from chalicelib.faces import framework_errors
+from chalicelib.faces import kiln as kiln_face
 from chalicelib.faces import omps as omps_face
 from chalicelib.faces.composer import composes as composer_composes
 from chalicelib.faces.composer import service as composer_service
@@ -24,6 +25,7 @@ from chalicelib.faces.glance import data as glance_data
 from chalicelib.faces.glance import discovery as glance_discovery
 from chalicelib.faces.glance import images as glance_images
 from chalicelib.faces.glance import members as glance_members
+from chalicelib.faces.glance import sbom as glance_sbom
 from chalicelib.faces.ims import build_nodes, images, jobs, public_keys, recipes, service
 from chalicelib.handlers import batches, build_events, cleanup, glance_imports, upload_events
 from chalicelib.handlers.batches import BatchResponse
@@ -31,6 +33,7 @@ from chalicelib.handlers.batches import BatchResponse
 app = Chalice(app_name="kiln", configure_logs=False)  # Powertools logs as "kiln"
 app.register_middleware(observability.middleware, "all")
 app.register_middleware(framework_errors.middleware, "http")  # each face's own error format
+kiln_face.register(app)  # Kiln's own routes (/kiln/v1: provenance keys), whatever KILN_FACES
 faces = enabled_faces()  # KILN_FACES: a deployment may serve some faces only
 if "ims" in faces:
     for face in (recipes, public_keys, images, jobs, build_nodes, service):
@@ -39,7 +42,7 @@ if "composer" in faces:
     for face in (composer_composes, composer_service):
         app.register_blueprint(face.bp)
 if "glance" in faces:
-    for face in (glance_discovery, glance_images, glance_members, glance_data):
+    for face in (glance_discovery, glance_images, glance_members, glance_data, glance_sbom):
         app.register_blueprint(face.bp)
 if "cachito" in faces:
     cachito_face.register(app)

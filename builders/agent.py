@@ -16,13 +16,13 @@ import json
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 
-from builders import customize, one_shot, ssh_session, uploads
+from builders import customize, hand_back, one_shot, ssh_session, uploads
+from builders.answers import Answer, AnswerBook, TokenClosed, token_closed_code
 from builders.backends import available_backends
 from builders.backends.base import BuildError
 from builders.cachito import run as cachito_run
@@ -48,27 +48,6 @@ RUNS: dict[str, type[JobRun]] = {
     "koji-import": KojiImportRun,
 }
 
-# What SendTaskHeartbeat answers for a token whose task is over: TaskTimedOut (a missed
-# heartbeat, the job timeout, a stopped or ended execution), TaskDoesNotExist, InvalidToken (a
-# token Step Functions does not know; moto's answer once the execution is no longer running).
-# Any other error (network, throttling, 5xx) says nothing about the task: beat again.
-TOKEN_CLOSED_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
-
-
-def token_closed_code(exc: Exception) -> str | None:
-    """The error code if ``exc`` (a botocore ClientError) says the task token is closed."""
-    response = getattr(exc, "response", None)
-    error = response.get("Error") if isinstance(response, dict) else None
-    code = str(error.get("Code", "")) if isinstance(error, dict) else ""
-    return code if code in TOKEN_CLOSED_CODES else None
-
-
-class TokenClosed(threading.Event):
-    """Set by the heartbeat thread once Step Functions says the job's task token is closed:
-    the job is stopped and gets no answer. ``reason`` is the refusal, for the logs."""
-
-    reason = ""
-
 
 def capabilities(arch: str) -> tuple[list[str], list[str]]:
     """The recipe types and job types a host on this machine serves for ``arch``."""
@@ -80,39 +59,6 @@ def capabilities(arch: str) -> tuple[list[str], list[str]]:
         + ["koji-import"]
     )
     return sorted(t for b in backends for t in b.recipe_types), job_types
-
-
-#: a job's answer: SendTaskSuccess's output or SendTaskFailure's failure
-Answer = BuildOutput | Failure
-
-
-class AnswerBook:
-    """What this host answered for each job, on disk, so a redelivery gets the same answer:
-    ``{"outcome": "success", "output": <BuildOutput>}`` or ``{"outcome": "failure", "error":
-    "<Code>: <text>"}`` (the whole text, not cut)."""
-
-    def __init__(self, root: Path) -> None:
-        self._root = root / "answers"
-        self._root.mkdir(parents=True, exist_ok=True)
-
-    def get(self, job_id: str) -> Answer | None:
-        path = self._root / f"{job_id}.json"
-        if not path.exists():
-            return None
-        kept = json.loads(path.read_text())
-        if kept["outcome"] == "success":
-            return BuildOutput.from_dict(kept["output"])
-        return Failure.from_error(kept["error"])
-
-    def put(self, job_id: str, answer: Answer) -> None:
-        kept: dict[str, Any] = (
-            {"outcome": "success", "output": answer.to_dict()}
-            if isinstance(answer, BuildOutput)
-            else {"outcome": "failure", "error": spelled(answer)}
-        )
-        path = self._root / f"{job_id}.json"
-        path.with_suffix(".tmp").write_text(json.dumps(kept))
-        path.with_suffix(".tmp").replace(path)
 
 
 class Agent:
@@ -198,13 +144,17 @@ class Agent:
             QueueUrl=self.config.build_queue_url,
             MaxNumberOfMessages=1,
             WaitTimeSeconds=self.config.poll_wait_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
         ).get("Messages", [])
         for message in messages:
-            if not self.accepting():  # drained while this receive waited: hand the job back
+            # drained while this receive waited, or a rebuild check meant for another host
+            xname = self.config.xname
+            hidden = 0 if not self.accepting() else hand_back.handed_back_for(message, xname)
+            if hidden is not None:
                 self._sqs.change_message_visibility(
                     QueueUrl=self.config.build_queue_url,
                     ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=0,
+                    VisibilityTimeout=hidden,
                 )
                 continue
             self._sqs.delete_message(

@@ -55,7 +55,8 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
-from builders.agent import capabilities, token_closed_code
+from builders.agent import capabilities
+from builders.answers import token_closed_code
 from builders.control import Control
 from builders.one_shot import MESSAGE_ENV
 from builders.report import Reporter, spelled

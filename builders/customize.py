@@ -23,6 +23,7 @@ from builders import ssh_session
 from builders.backends.base import INITRD, KERNEL, ROOTFS_SQUASHFS, Artifact, BuildError
 from builders.job_run import JobRun
 from builders.report import digests
+from chalicelib.host_protocol import Stage
 
 _TOOLS = (("unsquashfs", "squashfs-tools"), ("mksquashfs", "squashfs-tools"))
 _CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -44,9 +45,11 @@ class CustomizeRun(JobRun):
         if reason:
             raise BuildError(f"host {self._reporter.xname} cannot run customize jobs: {reason}")
         self.step("fetching_image")
-        source = self._fetch_source()
-        root = self.work_dir / "root"
-        self._run(["unsquashfs", "-no-progress", "-d", str(root), str(source[ROOTFS_SQUASHFS])])
+        with self.stage(Stage.FETCH):
+            source = self._fetch_source()
+            root = self.work_dir / "root"
+            unsquash = ["unsquashfs", "-no-progress", "-d", str(root)]
+            self._run([*unsquash, str(source[ROOTFS_SQUASHFS])])
         outcome, container = self.hold_session(root, "customize")
         if outcome == "timeout":
             raise BuildError(
@@ -54,7 +57,8 @@ class CustomizeRun(JobRun):
                 f"{'/tmp/complete' if container['jail'] else '/mnt/image/complete'} when done)"
             )
         self.step("building_image", [container])
-        artifacts = [self._squash(root, _compression(source[ROOTFS_SQUASHFS]))]
+        with self.stage(Stage.BUILD):
+            artifacts = [self._squash(root, _compression(source[ROOTFS_SQUASHFS]))]
         out = self.work_dir / "out"
         boot = (
             (KERNEL, self.job.kernel_file_name or "vmlinuz"),

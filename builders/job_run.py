@@ -10,18 +10,18 @@ import hashlib
 import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from builders import uploads, workdir
+from builders import build_cache, compare, uploads, workdir
 from builders.backends import backend_for
 from builders.backends.base import BUILD_LOG, Artifact, Backend, BuildContext, BuildError
 from builders.host_config import HostConfig
 from builders.live_log import LiveLog, NoLiveLog
 from builders.report import PublishedArtifact, Reporter
 from builders.ssh_session import SessionError, SshSession
-from chalicelib.host_protocol import BuildOutput, Failure, FailureCode, JobMessage
+from chalicelib.host_protocol import BuildOutput, Failure, FailureCode, JobMessage, Stage
 
 CANCELLED = Failure(FailureCode.CANCELLED, "the job was deleted")
 DEFAULT_USER_WAIT_SECONDS = 3600
@@ -55,6 +55,9 @@ class JobRun:
         self._should_stop = should_stop
         self.cancelled = is_cancelled
         self.ssh = config.ssh
+        self.timings: dict[str, float] = {}  # seconds per host stage (BuildOutput.timings)
+        self.started_at = time.time()
+        self.cache_lookup: build_cache.Lookup | None = None  # a cacheable job's plan digest
         self._log_lines: list[str] = []
         self._log_lock = threading.Lock()
         self._clients = clients or uploads.Clients(config.endpoint_url)
@@ -85,6 +88,25 @@ class JobRun:
         if self._should_stop():
             raise Stopped()
 
+    @contextlib.contextmanager
+    def stage(self, stage: Stage) -> Iterator[None]:
+        """Count the time spent inside towards ``stage`` (stages may be entered repeatedly)."""
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            spent = time.monotonic() - began
+            self.timings[stage.value] = round(self.timings.get(stage.value, 0.0) + spent, 3)
+
+    def output(self, **fields: Any) -> BuildOutput:
+        """The SendTaskSuccess output, with what every job reports: node, timings, start."""
+        return BuildOutput(
+            node=self._reporter.xname,
+            timings=dict(self.timings),
+            started_at=self.started_at,
+            **fields,
+        )
+
     def execute(self) -> BuildOutput:
         """Make and publish the image (and upload it, if the job says where); returns the
         SendTaskSuccess output. Raises BuildError, Stopped or Cancelled."""
@@ -96,23 +118,45 @@ class JobRun:
             upload = uploads.parse(self.job.upload)  # an impossible upload fails now
             artifacts = self.produce()
             self.check_interrupted()
-            manifest, published = self._reporter.publish_image(self.job, artifacts, self.work_dir)
+            if self.job.compare_with is not None:  # a rebuild check publishes nothing
+                with self.stage(Stage.PACKAGE):
+                    comparison = compare.compare_with_original(
+                        self.job, artifacts, self._s3, self.work_dir, self.log
+                    )
+                return self.output(
+                    image_id=self.job.image_id,
+                    log_key=self.upload_log(),
+                    build_seconds=round(time.monotonic() - started, 3),
+                    comparison=comparison,
+                )
+            with self.stage(Stage.PACKAGE):
+                manifest, published = self._publish_image(artifacts)
             self.log(f"published {len(published)} artifacts and {manifest['key']}")
             upload_status = None
             if upload is not None:
-                upload_status = self._upload(upload, artifacts, published)
-            return BuildOutput(
+                with self.stage(Stage.UPLOAD):
+                    upload_status = self._upload(upload, artifacts, published)
+            return self.output(
                 image_id=self.job.image_id,
                 artifacts=published,
                 manifest=manifest,
                 log_key=self.upload_log(),
-                node=self._reporter.xname,
                 build_seconds=round(time.monotonic() - started, 3),
                 upload_status=upload_status,
+                cache=self.cache_lookup.facts() if self.cache_lookup else None,
             )
         finally:
             self._live.close()
             workdir.remove(self.work_dir)
+
+    def _publish_image(self, artifacts: list[Artifact]) -> tuple[dict[str, Any], list[Any]]:
+        """The artifacts (into the build cache's prefix when the job is cacheable) and the
+        manifest; a cache hit lists the cached artifacts, which are in S3 already."""
+        lookup = self.cache_lookup
+        if lookup is not None and lookup.hit is not None:
+            return self._reporter.publish_manifest(self.job, lookup.hit.listed, self.work_dir)
+        prefix = lookup.prefix if lookup is not None else None
+        return self._reporter.publish_image(self.job, artifacts, self.work_dir, prefix)
 
     def produce(self) -> list[Artifact]:
         """The job type's work: the artifacts to publish (files in ``work_dir/out``)."""
@@ -124,9 +168,11 @@ class JobRun:
         """The job's ``upload`` of the published disk; its success ``upload_status``."""
         running = spec.status("running")
         self.step("uploading", upload_status=running)
-        by_key = {f"{self.job.artifact_prefix}{a.path.name}": a.path for a in artifacts}
+        by_name = {a.path.name: a.path for a in artifacts}  # published under any prefix
         disks = [
-            uploads.Disk(item.key, item.type, by_key[item.key], item.size, item.sha256)
+            uploads.Disk(
+                item.key, item.type, by_name[item.key.rsplit("/", 1)[-1]], item.size, item.sha256
+            )
             for item in published
             if item.type in uploads.DISK_TYPE_VALUES
         ]
@@ -206,16 +252,34 @@ class CreateRun(JobRun):
     def produce(self) -> list[Artifact]:
         backend = self._pick_backend()
         self.step("fetching_recipe")
-        recipe_dir = self._fetch_recipe()
+        with self.stage(Stage.FETCH):
+            recipe_dir = self._fetch_recipe()
         ctx = self._context(recipe_dir)
         self.step("waiting_for_repos")
-        backend.wait_for_repos(ctx)
+        with self.stage(Stage.RESOLVE):
+            backend.wait_for_repos(ctx)
+            self.cache_lookup = build_cache.look_up(self.job, backend, ctx, self._s3)
+        hit = self.cache_lookup.hit if self.cache_lookup else None
+        if hit is not None:
+            self.log(
+                f"I: kiln: build cache hit {self.cache_lookup.key} (built by job "  # type: ignore[union-attr]
+                f"{hit.source_job}): nothing to build"
+            )
+            with self.stage(Stage.FETCH):
+                return build_cache.local_disks(
+                    hit, self.job, self._s3, ctx.out_dir, self.upload_wanted
+                )
         self.step("building_image")
         try:
-            return backend.build(ctx)
+            with self.stage(Stage.BUILD):
+                return backend.build(ctx)
         except BuildError as exc:
             self._debug_shell(exc)
             raise
+
+    @property
+    def upload_wanted(self) -> bool:
+        return self.job.upload is not None
 
     def _debug_shell(self, failure: BuildError) -> None:
         """enable_debug: keep a shell open on the failed build's root until the user is done."""

@@ -20,7 +20,7 @@ from builders.host_config import HostConfig
 from builders.job_run import JobRun
 from builders.report import Reporter, digests
 from chalicelib.adapters.koji_cg import ContentGenerator, KojiCGError, parse_hubs
-from chalicelib.host_protocol import BuildOutput, FailureCode, JobMessage
+from chalicelib.host_protocol import BuildOutput, FailureCode, JobMessage, Stage
 
 KOJI_FAILED = FailureCode.KOJI_IMPORT_FAILED
 
@@ -37,11 +37,11 @@ class KojiImportRun(JobRun):
         workdir.remove(self.work_dir)
         self.work_dir.mkdir(parents=True)
         try:
-            self._import()
-            return BuildOutput(
+            with self.stage(Stage.UPLOAD):
+                self._import()
+            return self.output(
                 image_id=self.job.image_id,
                 log_key=self.upload_log(),
-                node=self._reporter.xname,
                 build_seconds=round(time.monotonic() - started, 3),
             )
         finally:

@@ -9,7 +9,7 @@ docs/batch.md). ``python -m builders.agent --one-shot`` reads one build-queue me
   compute environment;
 - heartbeats the task token first: a cold start may come long after the message was sent, or be
   a second Batch job for the same message. A token Step Functions says is closed
-  (``agent.token_closed_code``) means the task is over: nothing is built, nothing answered;
+  (``answers.token_closed_code``) means the task is over: nothing is built, nothing answered;
 - otherwise takes the message as the polling loop takes each one (``Agent.take``: the same
   heartbeats, cancel checks, answer book and answer);
 - exits 0 whatever the job's outcome (the answer went to Step Functions); 2 only if there was no
@@ -72,7 +72,7 @@ def token_of(body: str) -> str | None:
 def token_closed(agent: Agent, token: str) -> bool:
     """One task heartbeat: True if Step Functions says the token is closed (any other error
     says nothing about the task: the job goes on, as the agent's own heartbeats do)."""
-    from builders.agent import token_closed_code
+    from builders.answers import token_closed_code
 
     try:
         agent.reporter.heartbeat(token)

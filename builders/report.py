@@ -105,17 +105,31 @@ class Reporter:
         return {"link": {"path": f"s3://{bucket}/{key}", "etag": etag, "type": "s3"}, **facts}
 
     def publish_image(
-        self, job: JobMessage, artifacts: list[Artifact], work_dir: Path
+        self,
+        job: JobMessage,
+        artifacts: list[Artifact],
+        work_dir: Path,
+        artifacts_prefix: str | None = None,
     ) -> tuple[dict[str, Any], list[PublishedArtifact]]:
-        """Upload the artifacts and an IMS-style manifest.json listing each of them, under the
-        job's ``artifact_prefix`` (the API side owns the key scheme). Returns the manifest
-        (``{key, etag, sha256}``) and the published artifacts, as the build output lists them."""
-        bucket, prefix = job.bucket, job.artifact_prefix
+        """Upload the artifacts (under ``artifacts_prefix``: the job's ``artifact_prefix``
+        unless the build cache keeps them elsewhere) and an IMS-style manifest.json listing
+        each of them under the job's ``artifact_prefix`` (the API side owns the key scheme).
+        Returns the manifest (``{key, etag, sha256}``) and the published artifacts, as the
+        build output lists them."""
+        bucket = job.bucket
+        prefix = job.artifact_prefix if artifacts_prefix is None else artifacts_prefix
         listed = []
         for artifact in artifacts:
             key = f"{prefix}{artifact.path.name}"
             uploaded = self.upload(bucket, key, artifact.path, "application/octet-stream")
             listed.append({"name": artifact.path.name, "type": artifact.type, **uploaded})
+        return self.publish_manifest(job, listed, work_dir)
+
+    def publish_manifest(
+        self, job: JobMessage, listed: list[dict[str, Any]], work_dir: Path
+    ) -> tuple[dict[str, Any], list[PublishedArtifact]]:
+        """manifest.json under the job's ``artifact_prefix``, listing artifacts already in S3
+        (``{name, type, link: {path, etag}, size, sha256, md5}`` each)."""
         manifest = {
             "version": "1.0",
             "created": datetime.datetime.now(datetime.UTC).isoformat(),
@@ -126,11 +140,11 @@ class Reporter:
         }
         manifest_path = work_dir / "manifest.json"
         manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        manifest_key = f"{prefix}manifest.json"
-        uploaded = self.upload(bucket, manifest_key, manifest_path, MediaType.MANIFEST_JSON)
+        manifest_key = f"{job.artifact_prefix}manifest.json"
+        uploaded = self.upload(job.bucket, manifest_key, manifest_path, MediaType.MANIFEST_JSON)
         published = [
             PublishedArtifact(
-                key=f"{prefix}{item['name']}",
+                key=item["link"]["path"].split("/", 3)[3],
                 type=item["type"],
                 size=item["size"],
                 sha256=item["sha256"],

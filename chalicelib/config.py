@@ -129,6 +129,15 @@ class Settings:
     jwt_jwks_url: str = ""
     # a node first heard of is registered (an AWS deployment's fleets enrol their instances)
     node_auto_register: bool = False
+    # per-build cost: the price of an instance-hour of a build host, per arch (USD)
+    price_per_hour_x86_64: float = 0.1785  # c7i.xlarge on demand, us-east-1
+    price_per_hour_aarch64: float = 0.145  # c7g.xlarge
+    # the content-addressed build cache (docs/build-cache.md); the schedule evicts
+    build_cache_max_bytes: int = 200 * 1024**3
+    build_cache_max_age_seconds: int = 30 * 86400  # since an entry was last used
+    # the KMS key (id, ARN or alias) that signs build provenance (docs/provenance.md); its
+    # default is the alias infra/resources.py creates (PROVENANCE_KEY_ALIAS)
+    provenance_key_id: str = "alias/kiln-provenance"
 
     def __post_init__(self) -> None:
         if not 0 <= self.glance_inline_data_max <= INLINE_BODY_MAX:
@@ -179,6 +188,7 @@ class Settings:
             ),
             koji_hubs=env.get("KILN_KOJI_HUBS", ""),
             node_auto_register=env.get("KILN_NODE_AUTO_REGISTER", "") == "1",
+            provenance_key_id=env.get("KILN_PROVENANCE_KEY") or "alias/kiln-provenance",
             **_face_settings(env),
         )
 
@@ -188,11 +198,13 @@ def _face_settings(env: os._Environ[str]) -> dict[str, Any]:
     KILN_OMPS_<NAME>), typed as declared."""
     found: dict[str, Any] = {}
     for field in dataclasses.fields(Settings):
-        if not field.name.startswith(("cachito_", "omps_")):
+        if not field.name.startswith(("cachito_", "omps_", "price_", "build_cache_")):
             continue
         value = env.get(f"KILN_{field.name.upper()}")
         if value is not None:
-            found[field.name] = int(value) if field.type in (int, "int") else value
+            declared = str(getattr(field.type, "__name__", field.type))
+            kind = {"int": int, "float": float}.get(declared)
+            found[field.name] = kind(value) if kind else value
     return found
 
 

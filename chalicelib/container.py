@@ -11,6 +11,7 @@ from chalicelib.adapters import aws_clients
 from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.dead_letters import DeadLetters
 from chalicelib.adapters.models import bind_tables
+from chalicelib.adapters.signing import Signer
 from chalicelib.adapters.work_queue import WorkQueue
 from chalicelib.adapters.workflows import Workflows
 from chalicelib.config import (
@@ -71,6 +72,11 @@ class Container:
     def glance_imports(self) -> WorkQueue:
         """Glance imports (web-download, glance-direct) and build outputs to hash."""
         return WorkQueue(self._client("sqs"), GLANCE_IMPORTS_QUEUE)
+
+    @functools.cached_property
+    def signer(self) -> Signer:
+        """The KMS key that signs build provenance (its public key cached per process)."""
+        return Signer(self._client("kms"), self.settings.provenance_key_id)
 
     @functools.cached_property
     def dead_letters(self) -> DeadLetters:

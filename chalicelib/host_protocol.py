@@ -41,6 +41,9 @@ class MediaType:
     PACKAGES_JSON = "application/vnd.kiln.packages+json"  # installed packages
     BUILD_PLAN_JSON = "application/vnd.kiln.build-plan+json"  # what to rebuild from
     MANIFEST_JSON = "application/json"
+    SBOM_CYCLONEDX = "application/vnd.cyclonedx+json"  # CycloneDX 1.6 of a build's output
+    SBOM_SPDX = "application/spdx+json"  # SPDX 2.3 of a build's output
+    PROVENANCE = "application/vnd.dsse.envelope.v1+json"  # signed in-toto SLSA provenance
     SOURCE_BUNDLE = "application/vnd.kiln.cachito.bundle+gzip"  # a Cachito request's bundle
     PACKAGE_DATA = "application/vnd.kiln.cachito.packages+json"  # its packages.json
 
@@ -117,6 +120,18 @@ class Failure:
         return cls(code, f"{text}: {cause}" if cause and cause not in text else text)
 
 
+class Stage(enum.StrEnum):
+    """The stages a job's time is counted in (``BuildOutput.timings``; ``queue_wait`` is the
+    service's: from the job's creation to the host's first report)."""
+
+    QUEUE_WAIT = "queue_wait"
+    FETCH = "fetch"  # the recipe, the source image, the repository
+    RESOLVE = "resolve"  # the build plan and its cache lookup
+    BUILD = "build"
+    PACKAGE = "package"  # publishing: artifacts, SBOMs and the manifest to S3
+    UPLOAD = "upload"  # to the job's upload target (an AMI, an S3 bucket...)
+
+
 @dataclasses.dataclass(frozen=True)
 class ObjectRef:
     """An object in S3 and the sha256 it must have (empty: not checked)."""
@@ -163,6 +178,13 @@ class JobMessage:
     # a Koji import (job type "koji-import"): server, build_id, token, directory, bucket,
     # files [{key, filename, sha256}], CG metadata (builders/koji_import.py)
     koji_import: dict[str, Any] | None = None
+    # the content-addressed build cache (docs/build-cache.md): where entries live, and
+    # whether this job may be served from it (False: a fresh build was asked for)
+    cache_prefix: str = ""
+    use_cache: bool = False
+    # a rebuild check: build again and compare with these artifacts ({image_id, node,
+    # artifacts [{key, type, size, sha256}]}); nothing is published (builders/compare.py)
+    compare_with: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body = dataclasses.asdict(self)
@@ -226,6 +248,14 @@ class BuildOutput:
     build_seconds: float = 0.0
     answered_at: float | None = None
     upload_status: dict[str, Any] | None = None
+    # seconds per stage on the host (Stage values), and when the host took the job
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    started_at: float | None = None
+    # the build cache: {"key": plan digest, "hit": bool, "prefix": where the artifacts are,
+    # "source_job": the job that built them (a hit)}; None: the job is not cacheable
+    cache: dict[str, Any] | None = None
+    # a rebuild check's verdict: {"reproducible": bool, "node", "artifacts": [...], "summary"}
+    comparison: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body = dataclasses.asdict(self)

@@ -35,10 +35,10 @@ def seconds(name: str, value: float) -> None:
     metrics().add_metric(name=name, unit=MetricUnit.Seconds, value=value)
 
 
-def gauge(name: str, value: float, **dimensions: str) -> None:
+def gauge(name: str, value: float, unit: MetricUnit = MetricUnit.Count, **dimensions: str) -> None:
     """One metric with its own dimensions (an EMF line of its own; the shared Metrics object
     keeps one dimension set per flush)."""
-    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace="Kiln") as metric:
+    with single_metric(name=name, unit=unit, value=value, namespace="Kiln") as metric:
         for key, dimension in dimensions.items():
             metric.add_dimension(name=key, value=dimension)
 

@@ -1,5 +1,5 @@
-"""Every table, bucket, queue and the state machine: one definition, read by the local stack
-(infra/local) and by the AWS deployment."""
+"""Every table, bucket, queue, the provenance signing key and the state machine: one
+definition, read by the local stack (infra/local) and by the AWS deployment."""
 
 from __future__ import annotations
 
@@ -91,6 +91,31 @@ def queues() -> list[QueueSpec]:
         QueueSpec(
             GLANCE_IMPORTS_QUEUE, 900, "Glance imports and build outputs to checksum", partial
         ),
+    ]
+
+
+#: the alias of the key that signs build provenance (chalicelib/config.py provenance_key_id's
+#: default; docs/provenance.md)
+PROVENANCE_KEY_ALIAS = "alias/kiln-provenance"
+
+
+@dataclasses.dataclass(frozen=True)
+class SigningKeySpec:
+    """An asymmetric KMS key the API side signs with (the private half never leaves KMS)."""
+
+    alias: str
+    description: str
+    key_spec: str = "ECC_NIST_P256"
+    key_usage: str = "SIGN_VERIFY"
+    signing_algorithm: str = "ECDSA_SHA_256"
+
+
+def signing_keys() -> list[SigningKeySpec]:
+    return [
+        SigningKeySpec(
+            PROVENANCE_KEY_ALIAS,
+            "Kiln: signs the SLSA provenance of build outputs (DSSE, ECDSA P-256)",
+        )
     ]
 
 

@@ -24,7 +24,7 @@ from moto import mock_aws
 from chalicelib import container as container_module
 from chalicelib.config import BUILD_EVENTS_QUEUE, UPLOAD_EVENTS_QUEUE, Settings
 from infra import resources
-from infra.local import dynamodb_limits, tokens
+from infra.local import dynamodb_limits, moto_kms, tokens
 from infra.local.provision import Provisioned, provision
 
 # tests/skip_policy.py: a run of the whole suite fails on any skip whose reason it does not
@@ -48,6 +48,9 @@ def _dynamodb_limits(params: dict[str, Any], model: Any, **_: Any) -> None:
 
 
 _shared_botocore_session().register("provide-client-params.dynamodb.*", _dynamodb_limits)
+# moto signs a KMS DIGEST as AWS does (infra/local/moto_kms.py): the provenance signer sends
+# one, and provision() makes the signing key in every moto the tests start
+moto_kms.install()
 
 REGION = "us-east-1"
 BUCKET = "kiln-artifacts"

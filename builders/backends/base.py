@@ -24,6 +24,8 @@ DISK_RAW = MediaType.DISK_RAW
 DISK_VMDK = MediaType.DISK_VMDK
 PACKAGES_JSON = MediaType.PACKAGES_JSON  # build metadata of kiln-debian builds (docs/recipes.md)
 BUILD_PLAN_JSON = MediaType.BUILD_PLAN_JSON
+SBOM_CYCLONEDX = MediaType.SBOM_CYCLONEDX  # the image's SBOMs (builders/sbom.py)
+SBOM_SPDX = MediaType.SBOM_SPDX
 
 
 class BuildError(Exception):

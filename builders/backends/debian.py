@@ -9,6 +9,7 @@ timestamps, then copies the kernel and initrd, makes the disks, writes the build
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -21,6 +22,7 @@ from builders.backends import debian_build_info as build_info
 from builders.backends import debian_mirror as mirrors
 from builders.backends import debian_recipe as recipes
 from builders.backends import debian_repos as repos
+from builders.backends import debian_resolve as resolving
 from builders.backends import debian_script as scripts
 from builders.backends import disk_image as disks
 from builders.backends import tool_process
@@ -121,6 +123,11 @@ class DebianBackend:
         )
         ctx.log(f"I: kiln: {where}: {repository.url} has suite {repository.suite}")
 
+    def resolve(self, ctx: BuildContext) -> dict[str, object]:
+        """The build plan before building: the build cache's key (debian_resolve.py)."""
+        env = self._build_env(ctx.source_date_epoch)
+        return resolving.resolve(ctx, self._environ, self._etc_apt, env)
+
     def build(self, ctx: BuildContext) -> list[Artifact]:
         recipe = recipes.load_recipe(ctx.recipe_dir, ctx.template)
         debarch = recipes.debian_arch(ctx.arch)
@@ -133,6 +140,11 @@ class DebianBackend:
                 f"disk: needs tools this build host lacks: {', '.join(missing)}; "
                 "install the packages named"
             )
+        releases = build_info.fetch_sources(recipe, mirror, ctx)
+        if not ctx.source_date_epoch:  # 0: the suite's Release date (debian_resolve.py)
+            epoch = resolving.effective_epoch(ctx, releases.release)
+            ctx = dataclasses.replace(ctx, source_date_epoch=epoch)
+            ctx.log(f"I: kiln: source_date_epoch {epoch}: the date of the suite's Release file")
         staged = scripts.stage_files(recipe, ctx.template, stage_dir)
         sources = repos.apt_sources(recipe.repositories, stage_dir)
         info_dir = stage_dir / build_info.INFO_DIR
@@ -142,7 +154,6 @@ class DebianBackend:
         command = _mmdebstrap_command(
             recipe, debarch, mirror, rootfs, script, sources.mmdebstrap_lines
         )
-        releases = build_info.fetch_sources(recipe, mirror, ctx)
         ctx.log(f"I: kiln: {shlex.join(command)}")
         try:
             try:
@@ -192,9 +203,7 @@ def _mmdebstrap_command(
     extra_sources: Sequence[str] = (),
 ) -> list[str]:
     """mmdebstrap's arguments: the mirror, then each extra repository as a ``deb`` line."""
-    packages = list(recipe.packages)
-    if recipe.kernel:
-        packages += [p for p in recipes.kernel_packages(debarch) if p not in packages]
+    packages = resolving.requested_packages(recipe, debarch)
     command = [
         "mmdebstrap",
         "--mode=root",
@@ -204,8 +213,6 @@ def _mmdebstrap_command(
         f"--components={','.join(recipe.components)}",
         f'--customize-hook=sh {shlex.quote(str(script))} "$1"',
     ]
-    if recipe.disk is not None and disks.BOOT_PACKAGE not in packages:
-        packages.append(disks.BOOT_PACKAGE)
     if packages:
         command.append(f"--include={','.join(packages)}")
     if _SNAPSHOT_MIRROR.search(mirror):  # a snapshot archive is old on purpose

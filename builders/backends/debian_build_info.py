@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from builders import sbom
 from builders.backends.base import (
     BUILD_PLAN_JSON,
     PACKAGES_JSON,
@@ -235,23 +236,35 @@ def write_artifacts(
     info_dir: Path,
     tools: Mapping[str, str],
 ) -> list[Artifact]:
-    """packages.json and build-plan.json in ctx.out_dir (after the image's artifacts)."""
+    """packages.json, build-plan.json and the SBOMs (builders/sbom.py) in ctx.out_dir, after
+    the image's artifacts: the SBOMs hash the image files found there."""
+    files = sbom.image_files(ctx, skip=(PACKAGES_FILE, BUILD_PLAN_FILE))
     packages = collect(info_dir)
     ctx.log(f"I: kiln: {PACKAGES_FILE}: {len(packages)} installed packages")
     missing = [package.name for package, entry in packages if entry is None]
     if missing:
         ctx.log(f"W: kiln: not in any package index (no checksums): {', '.join(missing)}")
     plan = build_plan(ctx, recipe, sources, debarch, packages, tools)
+    listed = packages_json(packages)
     artifacts = []
     for name, data, kind in (
-        (PACKAGES_FILE, packages_json(packages), PACKAGES_JSON),
+        (PACKAGES_FILE, listed, PACKAGES_JSON),
         (BUILD_PLAN_FILE, plan, BUILD_PLAN_JSON),
     ):
         target = ctx.out_dir / name
         target.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
         target.chmod(0o644)
         artifacts.append(Artifact(path=target, type=kind))
-    return artifacts
+    origin = release_field(sources.release, "Origin").lower()
+    described = sbom.describe(
+        json.loads(json.dumps(plan, default=str)),  # as build-plan.json holds it
+        listed,
+        files,
+        ctx.image_root_archive_name,
+        release_version=release_field(sources.release, "Version"),
+        namespace="ubuntu" if origin == "ubuntu" else "debian",
+    )
+    return artifacts + sbom.write(ctx.out_dir, described, ctx.log)
 
 
 def recipe_inputs(recipe_dir: Path) -> list[dict[str, str]]:

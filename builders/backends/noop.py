@@ -6,16 +6,22 @@ typed as a squashfs (its bytes are not a real squashfs). recipe.yaml may hold:
     fail: "reason"   # raise BuildError("reason"), leaving a tiny root (etc/kiln-noop) behind
                      # for an enable_debug shell
     sleep: 2.5       # seconds to take, stopping early (BuildError) if the host is told to stop
+    nondeterministic: true  # random bytes end the rootfs: a recipe no rebuild reproduces
+                            # (docs/reproducibility.md)
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from typing import Any
 
 import yaml
 
 from builders.backends.base import ROOTFS_SQUASHFS, Artifact, BuildContext, BuildError
+from builders.backends.debian_build_info import recipe_inputs
+from builders.backends.debian_resolve import PLAN_FORMAT
 
 RECIPE_FILE = "recipe.yaml"
 STOPPED = "build stopped: host is shutting down"
@@ -31,6 +37,20 @@ class NoopBackend:
     def wait_for_repos(self, ctx: BuildContext) -> None:
         return None
 
+    def resolve(self, ctx: BuildContext) -> dict[str, Any]:
+        """The build plan (the build cache's key): everything the output's bytes and names
+        follow from (not the job id)."""
+        return {
+            "format": PLAN_FORMAT,
+            "backend": "kiln-noop",
+            "recipe_type": ctx.recipe_type,
+            "arch": ctx.arch,
+            "source_date_epoch": ctx.source_date_epoch,
+            "template_dictionary": dict(sorted(ctx.template.items())),
+            "inputs": recipe_inputs(ctx.recipe_dir),
+            "outputs": {"image_root_archive_name": ctx.image_root_archive_name},
+        }
+
     def build(self, ctx: BuildContext) -> list[Artifact]:
         recipe_bytes = _read_recipe(ctx)
         settings = _settings(recipe_bytes)
@@ -44,7 +64,8 @@ class NoopBackend:
             raise BuildError(str(reason), root=root)
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         target = ctx.out_dir / f"{ctx.image_root_archive_name}.squashfs"
-        target.write_bytes(recipe_bytes + _inputs(ctx))
+        noise = os.urandom(16) if settings.get("nondeterministic") is True else b""
+        target.write_bytes(recipe_bytes + _inputs(ctx) + noise)
         ctx.log(f"I: kiln-noop: wrote {target.name} ({target.stat().st_size} bytes)")
         return [Artifact(path=target, type=ROOTFS_SQUASHFS)]
 

@@ -49,7 +49,7 @@ from builders.host_config import HostConfig
 from builders.job_run import Cancelled, JobRun, Stopped
 from builders.report import Reporter, digests
 from chalicelib.adapters.web_fetch import AllowList, FetchFailed, FetchRefused
-from chalicelib.host_protocol import Artifact, BuildOutput, JobMessage, MediaType
+from chalicelib.host_protocol import Artifact, BuildOutput, JobMessage, MediaType, Stage
 
 STATUS = "building_image"
 SOURCE_REASON = "Fetching the application source"
@@ -170,12 +170,53 @@ class CachitoRun(JobRun):
         app_dir, deps_dir = root / "app", root / "deps"
         deps_dir.mkdir(parents=True)
         cache = S3DependencyCache(self._s3, self.job.bucket, request.cache_prefix, log=self.log)
-        reused = self._reuse(request, cache, started, uploaded)
+        with self.stage(Stage.RESOLVE):
+            reused = self._reuse(request, cache, started, uploaded)
         if reused is not None:
             return reused
 
         self.step(STATUS, reason=SOURCE_REASON)
-        source = fetch_source(
+        with self.stage(Stage.FETCH):
+            source = self._fetch_source(request, app_dir, cache)
+        for name in request.pkg_managers:
+            for item in request.packages_for(name):
+                package_dir(app_dir, name, item["path"])
+        with self.stage(Stage.RESOLVE):
+            results = self._fetch_dependencies(request, source, app_dir, deps_dir, cache)
+        finish_tree(app_dir, source, request.flags)
+        self.log(
+            f"I: cache: {cache.hits} from the cache, {cache.fetched} fetched "
+            f"({cache.fetched_bytes} bytes)"
+        )
+        document = managers.package_data(results, self.log)
+
+        self.step(STATUS, reason=BUNDLE_REASON)
+        out = self.work_dir / "out"
+        out.mkdir()
+        with self.stage(Stage.PACKAGE):
+            bundle = build_bundle(
+                root,
+                out / BUNDLE_NAME,
+                mtime=source.commit_time,
+                max_bytes=request.limits.max_source_bytes + request.limits.max_bytes,
+                log=self.log,
+            )
+        self.log(f"I: kiln: {BUNDLE_NAME}: {bundle.size} bytes, sha256 {bundle.sha256}")
+        data = out / PACKAGES_NAME
+        data.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+        self.step(STATUS, reason=UPLOAD_REASON)
+        with self.stage(Stage.UPLOAD):
+            artifacts = [
+                self._publish(bundle.path, MediaType.SOURCE_BUNDLE, "application/gzip", uploaded),
+                self._publish(data, MediaType.PACKAGE_DATA, "application/json", uploaded),
+            ]
+        self.check_interrupted()
+        self._remember(request, cache, artifacts)
+        return self._output(artifacts, started)
+
+    def _fetch_source(self, request: SourceRequest, app_dir: Path, cache: S3DependencyCache) -> Any:
+        return fetch_source(
             SourceSpec(
                 repo=request.repo,
                 ref=request.ref,
@@ -190,10 +231,15 @@ class CachitoRun(JobRun):
             self.log,
             self.check_interrupted,
         )
-        for name in request.pkg_managers:
-            for item in request.packages_for(name):
-                package_dir(app_dir, name, item["path"])
 
+    def _fetch_dependencies(
+        self,
+        request: SourceRequest,
+        source: Any,
+        app_dir: Path,
+        deps_dir: Path,
+        cache: S3DependencyCache,
+    ) -> list[ManagerResult]:
         results = []
         for name in request.pkg_managers:
             if name == SUBMODULE_MANAGER:
@@ -203,35 +249,7 @@ class CachitoRun(JobRun):
             ctx = self._context(request, name, app_dir, deps_dir, cache)
             results.append(managers.fetch(name, ctx, request.packages_for(name)))
             self._check_limits(request.limits, results, deps_dir)
-        finish_tree(app_dir, source, request.flags)
-        self.log(
-            f"I: cache: {cache.hits} from the cache, {cache.fetched} fetched "
-            f"({cache.fetched_bytes} bytes)"
-        )
-        document = managers.package_data(results, self.log)
-
-        self.step(STATUS, reason=BUNDLE_REASON)
-        out = self.work_dir / "out"
-        out.mkdir()
-        bundle = build_bundle(
-            root,
-            out / BUNDLE_NAME,
-            mtime=source.commit_time,
-            max_bytes=request.limits.max_source_bytes + request.limits.max_bytes,
-            log=self.log,
-        )
-        self.log(f"I: kiln: {BUNDLE_NAME}: {bundle.size} bytes, sha256 {bundle.sha256}")
-        data = out / PACKAGES_NAME
-        data.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-        self.step(STATUS, reason=UPLOAD_REASON)
-        artifacts = [
-            self._publish(bundle.path, MediaType.SOURCE_BUNDLE, "application/gzip", uploaded),
-            self._publish(data, MediaType.PACKAGE_DATA, "application/json", uploaded),
-        ]
-        self.check_interrupted()
-        self._remember(request, cache, artifacts)
-        return self._output(artifacts, started)
+        return results
 
     def _reuse(
         self, request: SourceRequest, cache: S3DependencyCache, started: float, uploaded: list[str]
@@ -258,11 +276,10 @@ class CachitoRun(JobRun):
 
     def _output(self, artifacts: list[Artifact], started: float) -> BuildOutput:
         """SendTaskSuccess's output: the outputs, then the whole log."""
-        return BuildOutput(
+        return self.output(
             image_id=self.job.image_id,
             artifacts=artifacts,
             log_key=self.upload_log(),
-            node=self._reporter.xname,
             build_seconds=round(time.monotonic() - started, 3),
         )
 

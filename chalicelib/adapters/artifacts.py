@@ -67,6 +67,19 @@ def job_cancel_key(job_id: str) -> str:
     return f"control/jobs/{job_id}/cancel"
 
 
+BUILD_CACHE = "build-cache"
+
+
+def build_cache_prefix(tenant: str) -> str:
+    """A tenant's build cache (docs/build-cache.md): ``<key>/entry.json`` for each entry and
+    ``<key>/<job_id>/`` for each set of artifacts a build of that plan published."""
+    return f"{BUILD_CACHE}/{tenant}/"
+
+
+def build_cache_entry_key(tenant: str, key: str) -> str:
+    return f"{build_cache_prefix(tenant)}{key}/entry.json"
+
+
 def node_control_key(xname: str) -> str:
     """{"registered": bool}: whether the build host may take work (it reads this, not DynamoDB)."""
     return f"control/build-nodes/{xname}.json"
@@ -221,6 +234,14 @@ class ArtifactStore:
 
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
+
+    def delete_under(self, prefix: str) -> list[str]:
+        """Delete every object under ``prefix`` (nothing there is fine); the keys deleted."""
+        keys = [key for key, _ in self.objects(prefix)]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        return keys
 
     def put_json(self, key: str, document: Any) -> None:
         self._s3.put_object(

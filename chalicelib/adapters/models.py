@@ -23,6 +23,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.adapters.appregistry_models import APPREGISTRY_MODELS
+from chalicelib.adapters.build_cache_models import BUILD_CACHE_MODELS
 from chalicelib.adapters.cachito_models import CACHITO_MODELS, TTL_ATTRIBUTES
 from chalicelib.adapters.glance_models import GLANCE_MODELS
 from chalicelib.adapters.sized_model import SizedModel
@@ -146,6 +147,7 @@ class ImageModel(LifecycleRecord):
     link = JSONAttribute(null=True)
     metadata = JSONAttribute(default=dict)
     source_job_id = UnicodeAttribute(null=True)
+    reproducibility = JSONAttribute(null=True)  # its last rebuild check (ims/reproducibility)
     version = VersionAttribute()
 
 
@@ -181,6 +183,12 @@ class JobModel(TenantRecord):
     cancelled = BooleanAttribute(default=False)
     upload_status = JSONAttribute(null=True)  # {"type", "status", "options"} from the host
     artifacts = JSONAttribute(null=True)  # [{"key", "type", "size", "sha256"}] once built
+    # the request as its user sent it (the provenance's externalParameters)
+    request = JSONAttribute(null=True)
+    fresh_build = BooleanAttribute(default=False)  # never served from the build cache
+    # {"stages": {stage: seconds}, "total_seconds", "instance_seconds", "cost", "cache"}
+    timing = JSONAttribute(null=True)
+    cache = JSONAttribute(null=True)  # BuildOutput.cache once it ended in success
     version = VersionAttribute()
 
 
@@ -250,6 +258,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     *GLANCE_MODELS,
     *CACHITO_MODELS,
     *APPREGISTRY_MODELS,
+    *BUILD_CACHE_MODELS,
 )
 
 

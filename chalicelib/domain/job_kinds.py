@@ -8,9 +8,11 @@ from chalicelib.domain.builds.kinds import JobKind
 from chalicelib.domain.cachito import job_kinds as cachito
 from chalicelib.domain.composer import job_kinds as composer
 from chalicelib.domain.ims import job_kinds as ims
+from chalicelib.domain.ims import rebuild_check_kind as ims_rebuild_checks
 
 REGISTRY: dict[str, JobKind] = {
-    kind.name: kind for kind in (*ims.KINDS, *composer.KINDS, *cachito.KINDS)
+    kind.name: kind
+    for kind in (*ims.KINDS, *ims_rebuild_checks.KINDS, *composer.KINDS, *cachito.KINDS)
 }
 
 

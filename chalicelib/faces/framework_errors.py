@@ -21,6 +21,7 @@ from chalicelib.faces.cnr.routing import CNR_FACE
 from chalicelib.faces.composer.routing import COMPOSER_FACE
 from chalicelib.faces.glance.routing import GLANCE_FACE
 from chalicelib.faces.ims.routing import IMS_FACE
+from chalicelib.faces.kiln.routing import KILN_FACE
 from chalicelib.faces.omps.routing import OMPS_FACE
 from chalicelib.faces.routing_core import INTERNAL_ERROR, Face
 
@@ -31,6 +32,7 @@ FACES: tuple[Face[Any], ...] = (
     CACHITO_FACE,
     OMPS_FACE,
     CNR_FACE,
+    KILN_FACE,
     GLANCE_FACE,
 )
 _ERRORS: dict[str, type[DomainError]] = {

@@ -1,7 +1,8 @@
 """The schedule: end jobs whose host went silent, dispatch or end jobs waiting for a node,
 finish interrupted lifecycle operations, purge old deleted records, remove orphan uploads,
 put Glance images whose data never arrived back to queued, mark expired Cachito requests stale,
-keep the shared dependency cache within its age and size, report what the queues dead-lettered.
+keep the shared dependency cache and the build cache within their age and size, report what
+the queues dead-lettered.
 
 Safe to run twice at once: every step is a versioned write or an idempotent S3 call."""
 
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from chalicelib import observability
 from chalicelib.container import Container
 from chalicelib.domain import housekeeping
-from chalicelib.domain.builds import capacity, dispatch
+from chalicelib.domain.builds import build_cache_eviction, capacity, dispatch
 from chalicelib.domain.builds import results as build_results
 from chalicelib.domain.cachito import cache_eviction
 from chalicelib.domain.cachito import staleness as cachito_staleness
@@ -47,6 +48,7 @@ def run(box: Container) -> dict[str, list[str]]:
         "glance_stuck_images": lambda: stuck.recover(store, settings),
         "cachito_stale_requests": lambda: cachito_staleness.expire(settings, store),
         "cachito_cache_evicted": lambda: cache_eviction.evict(settings, store),
+        "build_cache_evicted": lambda: build_cache_eviction.evict(settings, store),
         "dead_letters": lambda: dead_letters(box),
     }
     report: dict[str, list[str]] = {}

@@ -61,6 +61,12 @@ FUNCTIONS = (
 #: who may send to the glance-imports queue: the API (Glance imports), the build events (a
 #: finished job's outputs to checksum)
 GLANCE_IMPORT_SENDERS = ("api_handler", "on_build_event")
+#: who uses the provenance signing key: the build events sign each successful job's provenance
+#: (results.succeeded); the API publishes the public key (GET /kiln/v1/provenance/keys)
+PROVENANCE_KEY_USERS = {
+    "on_build_event": ("kms:Sign", "kms:GetPublicKey"),
+    "api_handler": ("kms:GetPublicKey",),
+}
 
 
 def app_environment(settings: DeploySettings) -> dict[str, str]:
@@ -114,6 +120,7 @@ class KilnApi:
         tokens = {
             "KILN_ARTIFACT_BUCKET": storage.bucket.bucket_name,
             "KILN_STATE_MACHINE_ARN": workflow.state_machine.state_machine_arn,
+            "KILN_PROVENANCE_KEY": storage.provenance_key.key_arn,
         }
         self.log_groups: dict[str, logs.LogGroup] = {}
         for function in FUNCTIONS:
@@ -164,6 +171,11 @@ class KilnApi:
                     actions=["states:StartExecution"],
                     resources=[workflow.state_machine.state_machine_arn],
                 )
+            )
+        signs = PROVENANCE_KEY_USERS.get(function.name)
+        if signs:
+            statements.append(
+                iam.PolicyStatement(actions=list(signs), resources=[storage.provenance_key.key_arn])
             )
         queues = storage.queues
         if function.name in GLANCE_IMPORT_SENDERS:

@@ -50,7 +50,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 #: Makefile HOST_PACKAGES (kept equal by hand: the Makefile is not read at synth)
 HOST_PACKAGES = (
     "mmdebstrap arch-test squashfs-tools rsync openssh-server qemu-user-static binfmt-support "
-    "dosfstools mtools e2fsprogs fdisk qemu-utils qemu-system-x86 ovmf"
+    "dosfstools mtools e2fsprogs fdisk qemu-utils qemu-system-x86 ovmf libmagic1 libarchive13"
 )
 DEBIAN_AMI_PARAMETER = {
     "x86_64": "/aws/service/debian/release/12/latest/amd64",
@@ -87,12 +87,14 @@ READ_PREFIXES = (
     "images/*",  # customize source images, koji-import files
     "jobs/*",  # koji-import: the build log
     "cachito-cache/*",  # Cachito's shared dependency cache
+    "build-cache/*",  # the build cache's entries and artifacts (docs/build-cache.md)
 )
 WRITE_PREFIXES = (
     "images/*",  # artifacts and manifest.json (artifact_prefix)
     "jobs/*",  # build.log and live log chunks
     "cachito/requests/*",  # Cachito bundles (artifact_prefix)
     "cachito-cache/*",
+    "build-cache/*",  # a cacheable build's artifacts (never deleted by hosts)
 )
 DELETE_PREFIXES = ("cachito/requests/*", "cachito-cache/*")
 

@@ -1,5 +1,5 @@
-"""CloudWatch alarms: dead letters, failed or timed-out builds, API 5XX, Lambda errors; an SNS
-topic (email) for them when an alarm_email is set."""
+"""CloudWatch alarms: dead letters, failed or timed-out builds, API 5XX, Lambda errors,
+provenance left unsigned; an SNS topic (email) for them when an alarm_email is set."""
 
 from __future__ import annotations
 
@@ -79,6 +79,17 @@ class Monitoring(Construct):
                 statistic="Sum",
             ),
             "the API answered 5XX",
+        )
+        self._alarm(
+            "ProvenanceFailed",
+            cloudwatch.Metric(
+                namespace="Kiln",  # chalicelib/observability.py, with Powertools' service
+                metric_name="ProvenanceFailed",
+                dimensions_map={"service": "kiln"},
+                period=PERIOD,
+                statistic="Sum",
+            ),
+            "a job succeeded without signed provenance (KMS could not sign; docs/provenance.md)",
         )
         for name, function_name in functions.items():
             self._alarm(

@@ -1,5 +1,6 @@
-"""The KMS key, every DynamoDB table, the artifact bucket and every queue with its dead-letter
-queue: all read from infra/resources.py, nothing re-typed."""
+"""The KMS keys (the data key, and the provenance signing key), every DynamoDB table, the
+artifact bucket and every queue with its dead-letter queue: all read from infra/resources.py,
+nothing re-typed."""
 
 from __future__ import annotations
 
@@ -55,10 +56,29 @@ class Storage(Construct):
                 },
             )
         )
+        self.signing_keys = self._signing_keys()
+        self.provenance_key = self.signing_keys[resources.PROVENANCE_KEY_ALIAS]
         self.tables = self._tables(settings)
         self.table_arns = [table.attr_arn for table in self.tables.values()]
         self.queues, self.dead_letter_queues = self._queues()
         self.bucket = self._bucket(settings)
+
+    # -- KMS: the asymmetric keys the API side signs with (resources.signing_keys) ------------
+    def _signing_keys(self) -> dict[str, kms.Key]:
+        keys = {}
+        for spec in resources.signing_keys():
+            key = kms.Key(
+                self,
+                _logical(spec.alias.removeprefix("alias/")),
+                description=spec.description,
+                key_spec=kms.KeySpec(spec.key_spec),
+                key_usage=kms.KeyUsage(spec.key_usage),
+                alias=spec.alias,
+                # a signing key that goes takes every signature it made with it: kept
+                removal_policy=cdk.RemovalPolicy.RETAIN,
+            )
+            keys[spec.alias] = key
+        return keys
 
     # -- DynamoDB ----------------------------------------------------------------------------
     def _tables(self, settings: DeploySettings) -> dict[str, dynamodb.CfnTable]:

@@ -22,7 +22,7 @@ from moto.dynamodb.exceptions import MockValidationException
 from moto.dynamodb.responses import DynamoHandler
 from moto.s3 import notifications
 
-from infra.local import dynamodb_limits
+from infra.local import dynamodb_limits, moto_kms
 
 _LIMITED = {
     "get_item": "GetItem",
@@ -88,6 +88,7 @@ def atomic_dynamodb_writes() -> None:
 
 def install() -> None:
     atomic_dynamodb_writes()
+    moto_kms.install()  # KMS Sign with MessageType=DIGEST signs the digest as given
     notifications._get_s3_event = _with_sequencer(notifications._get_s3_event)  # type: ignore[assignment]
     for name, operation in _LIMITED.items():
         setattr(DynamoHandler, name, _limited(operation, getattr(DynamoHandler, name)))

@@ -20,11 +20,14 @@ class Provisioned:
     tables: list[str]
     #: each dead-letter queue's URL by its name (``<queue>-dlq``)
     dead_letter_urls: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: each signing key's ARN by its alias (resources.signing_keys)
+    signing_keys: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def provision(region: str, table_prefix: str, bucket: str, timing: resources.Timing) -> Provisioned:
-    dynamodb, s3, sqs, sfn = (
-        aws_clients.client(name, region) for name in ("dynamodb", "s3", "sqs", "stepfunctions")
+    dynamodb, s3, sqs, sfn, kms = (
+        aws_clients.client(name, region)
+        for name in ("dynamodb", "s3", "sqs", "stepfunctions", "kms")
     )
 
     existing = set(dynamodb.list_tables()["TableNames"])
@@ -74,7 +77,21 @@ def provision(region: str, table_prefix: str, bucket: str, timing: resources.Tim
         state_machine_arn=arn,
         tables=tables,
         dead_letter_urls=dead_letter_urls,
+        signing_keys={spec.alias: _signing_key(kms, spec) for spec in resources.signing_keys()},
     )
+
+
+def _signing_key(kms: Any, spec: resources.SigningKeySpec) -> str:
+    """The key behind the alias, made (with the alias) when there is none."""
+    for page in kms.get_paginator("list_aliases").paginate():
+        for alias in page["Aliases"]:
+            if alias["AliasName"] == spec.alias and alias.get("TargetKeyId"):
+                return str(kms.describe_key(KeyId=alias["TargetKeyId"])["KeyMetadata"]["Arn"])
+    created = kms.create_key(
+        Description=spec.description, KeySpec=spec.key_spec, KeyUsage=spec.key_usage
+    )["KeyMetadata"]
+    kms.create_alias(AliasName=spec.alias, TargetKeyId=created["KeyId"])
+    return str(created["Arn"])
 
 
 def _create_bucket(s3: Any, bucket: str, region: str) -> None:

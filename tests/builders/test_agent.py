@@ -250,6 +250,17 @@ def test_success_publishes_artifacts_manifest_and_log(harness: Harness) -> None:
     assert nodes[0]["accepting"] is True and nodes[0]["job_types"][0] == "create"
 
 
+def test_success_reports_seconds_per_stage(harness: Harness) -> None:
+    job = harness.start_job("name: slow\nsleep: 0.5\n")
+    output = harness.result(job["job_id"])["output"]
+    timings = output["timings"]
+    assert {"fetch", "resolve", "build", "package"} <= set(timings), timings
+    assert timings["build"] >= 0.5 and "upload" not in timings  # no upload target
+    assert all(seconds >= 0 for seconds in timings.values())
+    assert sum(timings.values()) <= output["build_seconds"] + 0.01
+    assert output["started_at"] <= output["answered_at"]
+
+
 def test_events_carry_the_protocol_and_heartbeats_the_slots(harness: Harness) -> None:
     job = harness.start_job("name: hello\n")
     assert harness.result(job["job_id"])["outcome"] == "success"

@@ -10,7 +10,14 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from builders.backends.base import BUILD_PLAN_JSON, PACKAGES_JSON, ROOTFS_SQUASHFS, BuildContext
+from builders.backends.base import (
+    BUILD_PLAN_JSON,
+    PACKAGES_JSON,
+    ROOTFS_SQUASHFS,
+    SBOM_CYCLONEDX,
+    SBOM_SPDX,
+    BuildContext,
+)
 from builders.backends.debian import DebianBackend
 from infra.local import emulation
 from tests import skip_policy
@@ -105,6 +112,8 @@ def test_aarch64_rootfs_has_an_aarch64_shell(tmp_path: Path) -> None:
         ROOTFS_SQUASHFS,
         PACKAGES_JSON,
         BUILD_PLAN_JSON,
+        SBOM_CYCLONEDX,
+        SBOM_SPDX,
     ]
     squashfs = artifacts[0].path
     shell = resolve_in_image("/bin/sh", image_symlinks(squashfs))

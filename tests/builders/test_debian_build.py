@@ -21,6 +21,8 @@ from builders.backends.base import (
     KERNEL,
     PACKAGES_JSON,
     ROOTFS_SQUASHFS,
+    SBOM_CYCLONEDX,
+    SBOM_SPDX,
     Artifact,
     BuildContext,
     BuildError,
@@ -32,7 +34,7 @@ pytestmark = pytest.mark.slow
 
 ARCH = platform.machine()
 EPOCH = 1700000000
-METADATA = [PACKAGES_JSON, BUILD_PLAN_JSON]
+METADATA = [PACKAGES_JSON, BUILD_PLAN_JSON, SBOM_CYCLONEDX, SBOM_SPDX]
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
 
@@ -186,7 +188,7 @@ def test_groups_extra_repository_and_build_metadata(tmp_path: Path) -> None:
     recipe_dir = recipe_from_text(tmp_path, yaml.safe_dump(document, sort_keys=False))
     artifacts = build(tmp_path, recipe_dir)
     assert [artifact.type for artifact in artifacts] == [ROOTFS_SQUASHFS, *METADATA]
-    rootfs, packages_file, plan_file = (artifact.path for artifact in artifacts)
+    rootfs, packages_file, plan_file, *_ = (artifact.path for artifact in artifacts)
     assert (packages_file.name, plan_file.name) == ("packages.json", "build-plan.json")
 
     assert set(unsquashfs("-cat", rootfs, "etc/kiln-groups").split()) == {"kiln", "wheel", "sudo"}

@@ -15,7 +15,13 @@ import pytest
 from builders.backends import debian_build_info as info
 from builders.backends import debian_repos as repos
 from builders.backends import debian_script as scripts
-from builders.backends.base import BUILD_PLAN_JSON, PACKAGES_JSON, BuildError
+from builders.backends.base import (
+    BUILD_PLAN_JSON,
+    PACKAGES_JSON,
+    SBOM_CYCLONEDX,
+    SBOM_SPDX,
+    BuildError,
+)
 from tests.builders.helpers import context, load, serve_files, write_recipe
 
 INDEX = """\
@@ -165,12 +171,17 @@ def _artifacts(base: Path) -> list[Path]:
     sources = info.Sources("http://m/debian", release, ((recipe.repositories[0], b"extra"),))
     tools = {"mmdebstrap": "mmdebstrap 1.3.5", "kiln-agent": "python 3"}
     artifacts = info.write_artifacts(ctx, recipe, sources, "amd64", _info_dir(base), tools)
-    assert [artifact.type for artifact in artifacts] == [PACKAGES_JSON, BUILD_PLAN_JSON]
+    assert [artifact.type for artifact in artifacts] == [
+        PACKAGES_JSON,
+        BUILD_PLAN_JSON,
+        SBOM_CYCLONEDX,
+        SBOM_SPDX,
+    ]
     return [artifact.path for artifact in artifacts]
 
 
 def test_build_plan_shape(tmp_path: Path) -> None:
-    packages_file, plan_file = _artifacts(tmp_path)
+    packages_file, plan_file, *_ = _artifacts(tmp_path)
     assert (packages_file.name, plan_file.name) == ("packages.json", "build-plan.json")
     plan = json.loads(plan_file.read_text())
     assert list(plan) == [

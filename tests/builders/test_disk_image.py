@@ -23,6 +23,8 @@ from builders.backends.base import (
     KERNEL,
     PACKAGES_JSON,
     ROOTFS_SQUASHFS,
+    SBOM_CYCLONEDX,
+    SBOM_SPDX,
     BuildContext,
     BuildError,
 )
@@ -173,7 +175,7 @@ def _build(base: Path) -> list[Path]:
     types = [artifact.type for artifact in artifacts]
     assert types == [
         *(ROOTFS_SQUASHFS, KERNEL, INITRD, DISK_QCOW2, DISK_RAW, DISK_VMDK),
-        *(PACKAGES_JSON, BUILD_PLAN_JSON),
+        *(PACKAGES_JSON, BUILD_PLAN_JSON, SBOM_CYCLONEDX, SBOM_SPDX),
     ]
     return [artifact.path for artifact in artifacts]
 

@@ -26,7 +26,7 @@ from chalicelib.adapters.artifacts import (
 from chalicelib.adapters.models import BuildNodeModel, JobModel
 from chalicelib.config import ARCHES, Settings
 from chalicelib.domain import job_kinds
-from chalicelib.domain.builds import capacity
+from chalicelib.domain.builds import build_cache, capacity
 from chalicelib.domain.builds import nodes as build_nodes
 from chalicelib.domain.builds.job_records import KIND, finish, update
 from chalicelib.domain.builds.kinds import Ports
@@ -44,12 +44,20 @@ def needs(job: JobModel) -> str:
     return f"recipe type '{job.recipe_type}' for arch '{job.arch}'"
 
 
+#: the payload key where a job kind may name a node the job should not run on while another
+#: serves it (a rebuild check: the node that built the original, docs/reproducibility.md)
+AVOID_NODE = "avoid_node"
+
+
 def _serving(
     job: JobModel, settings: Settings, nodes: list[BuildNodeModel] | None = None
 ) -> list[BuildNodeModel]:
-    return build_nodes.serving(
+    found = build_nodes.serving(
         job.arch, job.job_type, job.recipe_type or "", settings.node_fresh_seconds, nodes=nodes
     )
+    avoid = (job.payload or {}).get(AVOID_NODE)
+    others = [node for node in found if node.xname != avoid]
+    return others if avoid and others else found
 
 
 def unserved_reason(job: JobModel, settings: Settings) -> str | None:
@@ -175,5 +183,8 @@ def job_message(job: JobModel, ports: Ports) -> JobMessage:
         "log_chunk_prefix": job_log_chunk_prefix(job.id),
         "cancel_key": job_cancel_key(job.id),
         "source_date_epoch": int(records.epoch(job.created)),
+        # the build cache (docs/build-cache.md): the tenant's, unless a fresh build was asked
+        "cache_prefix": build_cache.prefix_for(job),
+        "use_cache": not job.fresh_build,
     }
     return JobMessage(**{**core, **job_kinds.kind(job.job_kind).message(job, ports)})

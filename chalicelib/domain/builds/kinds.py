@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from chalicelib.adapters.artifacts import ArtifactStore
 from chalicelib.adapters.models import JobModel
+from chalicelib.adapters.signing import Signer
 from chalicelib.adapters.work_queue import WorkQueue
 from chalicelib.adapters.workflows import Workflows
 from chalicelib.config import Settings
@@ -42,6 +43,9 @@ class Ports(Protocol):
 
     @property
     def glance_imports(self) -> WorkQueue: ...
+
+    @property
+    def signer(self) -> Signer: ...
 
 
 def _nothing(*_: Any) -> str:

@@ -11,6 +11,8 @@ from chalicelib import observability
 from chalicelib.adapters import records
 from chalicelib.adapters.models import JobModel
 from chalicelib.domain import job_kinds
+from chalicelib.domain.builds import build_cache, provenance
+from chalicelib.domain.builds import timing as timings
 from chalicelib.domain.builds.job_records import KIND, finish, set_status, update
 from chalicelib.domain.builds.kinds import Ports
 from chalicelib.domain.states import JOB_TERMINAL, JOB_TRANSITIONS, can_move
@@ -53,10 +55,13 @@ def succeeded(job_id: str, output: BuildOutput, ports: Ports) -> str:
         return "ignored: no such job"
     kind = job_kinds.kind(job.job_kind)
     if job.status == "success":  # a replay, maybe after what follows success failed: again
+        build_cache.record(job, output, ports)
         return f"unchanged: already success; {kind.announce_success(job, ports)}"
     if job.status in JOB_TERMINAL:
         return f"unchanged: already {job.status}"
+    output = provenance.attest(job, output, ports)  # signed provenance joins the artifacts
     payload_changes = kind.record_success(job, output, ports)
+    timing = timings.of_success(job, output, ports.settings)
     ended = finish(
         job_id,
         "success",
@@ -68,10 +73,14 @@ def succeeded(job_id: str, output: BuildOutput, ports: Ports) -> str:
         ssh_containers=_closed(job.ssh_containers),
         artifacts=[vars(artifact) for artifact in output.artifacts],
         upload_status=output.upload_status or job.upload_status,
+        timing=timing,
+        cache=output.cache,
     )
     if not ended:
         return "unchanged: ended meanwhile"
+    build_cache.record(job, output, ports)  # the entry, or the hit's hold (docs/build-cache.md)
     observability.count("JobsSucceeded")
+    timings.emit(timing, job.arch)
     observability.seconds("BuildSeconds", float(output.build_seconds or 0))
     done = records.find(JobModel, job_id)
     more = kind.announce_success(done, ports) if done is not None else ""
@@ -94,6 +103,7 @@ def failed(job_id: str, failure: Failure, ports: Ports) -> str:
         failure.reason,
         failure.code,
         ssh_containers=_closed(job.ssh_containers),
+        timing=timings.of_failure(job, time.time(), ports.settings),
     ):
         return "unchanged: ended meanwhile"
     observability.count("JobsFailed")

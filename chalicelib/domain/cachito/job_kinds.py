@@ -131,8 +131,8 @@ def _record_success(job: JobModel, output: BuildOutput, ports: Ports) -> dict[st
     if not request_records.finish(request_id, "complete", "Completed successfully", complete):
         request = request_records.find(request_id)
         if request is None or request.state == "stale":  # expired meanwhile: keep nothing
-            for key in (bundle.key, data.key):
-                store.delete(key)
+            for artifact in output.artifacts:  # the bundle, its data, their provenance
+                store.delete(artifact.key)
     return {}
 
 

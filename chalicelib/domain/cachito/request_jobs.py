@@ -33,6 +33,13 @@ def begin_request(request: CachitoRequestModel, ports: Ports) -> None:
         recipe_type=None,
         planned_image_id=f"cachito-{request.id}",
         unfinished=JOB_INDEX_KIND,
+        request={  # the request as sent (dependency_replacements without their secrets)
+            "repo": request.repo,
+            "ref": request.ref,
+            "pkg_managers": list(request.pkg_managers or []),
+            "packages": dict(request.packages_spec or {}),
+            "flags": list(request.flags or []),
+        },
     )
     records.stamp(job, request.tenant, JOB_RECORD_KIND)
     try:

@@ -13,8 +13,10 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore, ObjectMissing
 from chalicelib.adapters.cachito_models import CachitoRequestModel
+from chalicelib.adapters.models import JobModel
 
 API = "/api/v1"
 #: dependency types that carry ``dev`` (the others never show it)
@@ -160,6 +162,9 @@ def request_json(
         shown["packages"] = packages
         shown["dependencies"] = unique_dependencies(packages)
         shown["logs"] = {"url": request_url(base, request_id, "/logs")}
+        job = records.find(JobModel, request.job_id) if request.job_id else None
+        if job is not None and job.timing:  # Kiln's extension (docs/build-cost.md)
+            shown["timing"] = job.timing
     else:
         shown["packages"] = _count(request.packages_count)
         shown["dependencies"] = _count(request.dependencies_count)

@@ -67,8 +67,11 @@ def remove_outputs(request: CachitoRequestModel, store: ArtifactStore) -> None:
         if key:
             with contextlib.suppress(Exception):
                 store.delete(key)
-    if request.job_id:
-        for key, _ in list(store.objects(job_log_chunk_prefix(request.job_id))):
+    prefixes = [job_log_chunk_prefix(request.job_id)] if request.job_id else []
+    if request.bundle_key and "/" in request.bundle_key:  # its signed provenance beside it
+        prefixes.append(request.bundle_key.rsplit("/", 1)[0] + "/")
+    for prefix in prefixes:
+        for key, _ in list(store.objects(prefix)):
             with contextlib.suppress(Exception):
                 store.delete(key)
 

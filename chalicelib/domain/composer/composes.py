@@ -33,6 +33,8 @@ KIND = "compose"
 JOB_RECORD_KIND = "compose-job"  # filed apart from IMS jobs: IMS lists never show them
 PACKAGES_TYPE = MediaType.PACKAGES_JSON
 BUILD_PLAN_TYPE = MediaType.BUILD_PLAN_JSON
+#: Kiln's ``sbom`` extension: its member -> the artifact type (docs/sbom.md)
+SBOM_TYPES = {"cyclonedx": MediaType.SBOM_CYCLONEDX, "spdx": MediaType.SBOM_SPDX}
 #: upload targets Kiln cannot reach without credentials it does not have
 UNREACHABLE_TARGETS = {
     "gcp": "gcp uploads need Google Cloud credentials, and none are configured for Kiln",
@@ -122,6 +124,8 @@ def _job(
         recipe_type="kiln-debian" if plan.family == "debian" else "osbuild",
         planned_image_id=str(uuid.uuid4()),
         unfinished=JOB_KIND,
+        request={"compose_request": compose.request, "image_request_index": image.index},
+        fresh_build=bool(compose.request.get("fresh_build")),
     )
     return records.stamp(job, compose.tenant, JOB_RECORD_KIND)
 
@@ -209,3 +213,14 @@ def build_plan(compose: ComposeModel, build: ImageBuild, store: ArtifactStore) -
         "recipe": recipes[build.index] if build.index < len(recipes) else None,
         "recipe_sha256": ComposeImageJob.of(job).recipe_sha256 if job else None,
     }
+
+
+def sbom(build: ImageBuild, store: ArtifactStore) -> dict[str, str] | None:
+    """Presigned download URLs of the image's SBOMs (``{"cyclonedx", "spdx"}``, each only if
+    the build made it) once it is built; None while it is not, or when it made none."""
+    job = build.job
+    if job is None or job.status != "success":
+        return None
+    keys = {artifact.get("type"): artifact.get("key") for artifact in job.artifacts or []}
+    found = {name: keys.get(kind) for name, kind in SBOM_TYPES.items()}
+    return {name: store.presign_get(str(key)) for name, key in found.items() if key} or None

@@ -15,6 +15,10 @@ from chalicelib.host_protocol import Failure
 
 COMPOSE_IMAGE_KIND = "compose-image"
 DISK_NAME = "disk"
+#: a kiln-debian image's source_date_epoch: 0 is the date of the suite's Release file on the
+#: mirror (builders/backends/debian_resolve.py), so equal requests against an unchanged mirror
+#: build equal images, and the build cache serves a repeated compose (docs/build-cache.md)
+RELEASE_DATE_EPOCH = 0
 
 
 @dataclasses.dataclass
@@ -34,7 +38,7 @@ class ComposeImageJob:
 
 def _message(job: JobModel, ports: Ports) -> dict[str, Any]:
     image = ComposeImageJob.of(job)
-    return {
+    message: dict[str, Any] = {
         "image_root_archive_name": DISK_NAME,
         "recipe": {
             "bucket": ports.artifacts.bucket,
@@ -43,6 +47,9 @@ def _message(job: JobModel, ports: Ports) -> dict[str, Any]:
         },
         "upload": image.upload,
     }
+    if job.recipe_type == "kiln-debian":
+        message["source_date_epoch"] = RELEASE_DATE_EPOCH
+    return message
 
 
 def _in_glance(job: JobModel, ports: Ports) -> str:

@@ -88,7 +88,19 @@ def read(body: Any, backend_advertised: bool) -> ComposePlan:
     advertises the backend for non-Debian distributions."""
     if not isinstance(body, dict):
         raise InvalidComposeRequest("the request body must be a JSON object")
-    _no_unknown(body, ("distribution", "image_request", "image_requests", "customizations", "koji"))
+    _no_unknown(
+        body,
+        (
+            "distribution",
+            "image_request",
+            "image_requests",
+            "customizations",
+            "koji",
+            "fresh_build",  # Kiln's extension: never serve the images from the build cache
+        ),
+    )
+    if not isinstance(body.get("fresh_build", False), bool):
+        raise InvalidComposeRequest("fresh_build must be a boolean")
     family, suite = _distribution(body.get("distribution"), backend_advertised)
     requests = _image_requests(body)
     custom = _object(body.get("customizations"), "customizations")

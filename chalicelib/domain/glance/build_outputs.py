@@ -1,7 +1,8 @@
 """One registry: the image a build job makes (an IMS job, a compose's image) appears in Glance
 too, owned by the job's tenant, private; the job's kind says so (its announce_success).
 It points at the build's artifact (Glance never deletes that data); the
-import worker hashes it where it lies and activates the record."""
+import worker hashes it where it lies and activates the record. When the build made SBOMs, the
+property ``kiln_sbom`` names Kiln's route that serves them (sbom.py)."""
 
 from __future__ import annotations
 
@@ -27,11 +28,18 @@ DISK_FORMAT_OF = {
     MediaType.ROOTFS_SQUASHFS: "raw",
 }
 _NAMESPACE = uuid.UUID("6f1c0d1e-4b0a-4a8e-9a57-2f1d3c5b7e90")
+#: the property naming Kiln's route to the image's SBOM (domain/glance/sbom.py, docs/sbom.md)
+SBOM_PROPERTY = "kiln_sbom"
+SBOM_TYPES = (MediaType.SBOM_CYCLONEDX, MediaType.SBOM_SPDX)
 
 
 def glance_id(job_id: str) -> str:
     """The same Glance image for a job however often its result is replayed."""
     return str(uuid.uuid5(_NAMESPACE, job_id))
+
+
+def sbom_path(image_id: str) -> str:
+    return f"/v2/images/{image_id}/sbom"
 
 
 def _chosen(artifacts: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -60,6 +68,8 @@ def register(job: JobModel, name: str, source: dict[str, str], queue: WorkQueue)
         "os_glance_importing_to_stores": "s3",
         "os_glance_failed_import": "",
     }
+    if any(item.get("type") in SBOM_TYPES and item.get("key") for item in job.artifacts or []):
+        properties[SBOM_PROPERTY] = sbom_path(image_id)
     image = GlanceImageModel(
         id=image_id,
         owner=job.tenant,

@@ -7,7 +7,9 @@ object the record's tenant is entitled to:
 - its upload area, ``uploads/<tenant>/...`` (where a tenant puts archives and manifests it
   registers with IMS's own ``link``; on AWS, an IAM grant per tenant);
 - the objects of one of its own records: ``recipes/<id>/...`` of its recipes and
-  ``images/<id>/...`` of its images (live or soft-deleted).
+  ``images/<id>/...`` of its images (live or soft-deleted);
+- its build cache, ``build-cache/<tenant>/...``: the artifacts a build served from the cache
+  lists (docs/build-cache.md); read only: holds, never a record, decide when they go.
 
 Anything else — another tenant's objects, Glance data, job logs, control objects — is refused
 with one message whether or not the object exists. Lifecycle operations (tag, untag, delete) go
@@ -21,7 +23,7 @@ from typing import Any
 
 from chalicelib import safe_json
 from chalicelib.adapters import records
-from chalicelib.adapters.artifacts import ArtifactStore
+from chalicelib.adapters.artifacts import BUILD_CACHE, ArtifactStore
 from chalicelib.adapters.models import ImageModel, RecipeModel
 from chalicelib.errors import Invalid
 
@@ -51,7 +53,7 @@ def may_link(key: str, tenant: str) -> bool:
     parts = key.split("/")
     if len(parts) < 3 or any(part in ("", ".", "..") for part in parts):
         return False  # no empty or dot segments: a presigned URL must name exactly this key
-    if parts[0] == UPLOADS:
+    if parts[0] in (UPLOADS, BUILD_CACHE):
         return parts[1] == tenant
     model = _RECORD_PREFIXES.get(parts[0])
     if model is None:

@@ -16,6 +16,9 @@ from chalicelib.domain.ims import artifact_links, images
 from chalicelib.host_protocol import BuildOutput
 
 CREATE_KIND, CUSTOMIZE_KIND = "ims-create", "ims-customize"
+#: Kiln's extension: an image rebuilt from its job and compared (domain/ims/reproducibility.py)
+REBUILD_CHECK_KIND = "ims-rebuild-check"
+REBUILDABLE = (CREATE_KIND,)  # a customize job's image is a user's SSH session: not rebuilt
 
 
 @dataclasses.dataclass

@@ -40,6 +40,7 @@ CREATE_FIELDS = (
     "build_env_size",
     "require_dkms",
     "ssh_containers",
+    "fresh_build",  # Kiln's extension: never serve this job from the build cache
 )
 READ_ONLY = (
     "id",
@@ -97,7 +98,9 @@ def _job_from_body(body: Any) -> tuple[JobModel, ImsJob]:
         require_dkms=bool(check.boolean("require_dkms")),
     )
     containers = _ssh_containers(check)
+    job.fresh_build = bool(check.boolean("fresh_build"))
     check.done()
+    job.request = dict(check.body)
     if not containers and job.job_type == "customize":
         containers = [{"name": "customize", "jail": False}]
     if not containers and ims.enable_debug:

@@ -8,6 +8,11 @@ lifecycle rule can see them). Every operation runs in three steps:
 2. change S3 (tag, untag or delete the artifacts),
 3. finish the record (re-file it, or delete it).
 
+Only a record's own objects are tagged or deleted. An image built from the build cache (or
+into it) lists objects of a shared set under ``build-cache/<tenant>/`` instead: its soft
+delete and undelete leave them alone, and its purge releases its job's hold on the set, whose
+objects go only when no hold is left (docs/build-cache.md).
+
 A crash after step 1 leaves ``pending`` set; the next lifecycle call on that record, or the
 cleanup schedule, runs steps 2 and 3 again. Both are idempotent, so nothing is half done.
 """
@@ -33,6 +38,7 @@ from chalicelib.adapters.models import (
     RecipeModel,
 )
 from chalicelib.auth import Principal
+from chalicelib.domain.builds import build_cache
 from chalicelib.domain.builds.job_records import KIND as JOB_RECORDS
 from chalicelib.domain.ims import artifact_links, job_kinds
 from chalicelib.domain.ims.job_kinds import ImsJob
@@ -57,6 +63,8 @@ class Kind:
     model: type[LifecycleRecord]
     artifact_keys: Callable[[Any, ArtifactStore], list[str]]
     in_use: Callable[[Any], str | None] = lambda _record: None
+    # once the record is purged: give up what it holds elsewhere (keys deleted as a result)
+    release: Callable[[Any, ArtifactStore], list[str]] = lambda _record, _store: []
 
     @property
     def deleted(self) -> str:
@@ -97,8 +105,13 @@ def _image_in_use(image: ImageModel) -> str | None:
     return None
 
 
+def _release_image(image: ImageModel, store: ArtifactStore) -> list[str]:
+    """The hold of the image's build job on a build cache set its manifest lists."""
+    return build_cache.release_job(image.source_job_id, store)
+
+
 RECIPE = Kind("recipe", "recipe", RecipeModel, _recipe_keys)
-IMAGE = Kind("image", "image", ImageModel, _image_keys, _image_in_use)
+IMAGE = Kind("image", "image", ImageModel, _image_keys, _image_in_use, _release_image)
 PUBLIC_KEY = Kind("public-key", "public key", PublicKeyModel, lambda _r, _s: [])
 KINDS = (RECIPE, IMAGE, PUBLIC_KEY)
 
@@ -265,6 +278,8 @@ def _advance(kind: Kind, record: Any, store: ArtifactStore) -> None:
     elif operation == PURGE:
         for key in keys:
             store.delete(key)
+    if operation in (PURGE, PURGE_RECORD_ONLY):
+        keys = keys + kind.release(record, store)
     finish_step(kind, record)
     observability.logger().info(
         "lifecycle operation finished",

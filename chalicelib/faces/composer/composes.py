@@ -39,7 +39,9 @@ def get_compose_metadata(
 ) -> dict[str, Any]:
     compose = _compose(principal, compose_id)
     builds = composes.image_builds(compose)
-    return views.metadata(compose, composes.packages(builds, container().artifacts))
+    store = container().artifacts
+    sboms = [composes.sbom(build, store) for build in builds]
+    return views.metadata(compose, composes.packages(builds, store), builds, sboms)
 
 
 @composer_route(bp, "/composes/{compose_id}/logs", ["GET"])
@@ -59,8 +61,9 @@ def get_compose_manifests(
 ) -> dict[str, Any]:
     compose = _compose(principal, compose_id)
     store = container().artifacts
-    plans = [composes.build_plan(compose, b, store) for b in composes.image_builds(compose)]
-    return views.manifests(compose, plans)
+    builds = composes.image_builds(compose)
+    plans = [composes.build_plan(compose, b, store) for b in builds]
+    return views.manifests(compose, plans, [composes.sbom(b, store) for b in builds])
 
 
 def _compose(principal: Principal, compose_id: str) -> Any:

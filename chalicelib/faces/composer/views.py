@@ -76,6 +76,8 @@ def image_status(build: ImageBuild, store: ArtifactStore) -> dict[str, Any]:
         status["upload_status"] = upload
     if job.status == "error":
         status["error"] = _image_error(job)
+    if job.timing:  # Kiln's extension: stages, instance-seconds and cost (docs/build-cost.md)
+        status["timing"] = job.timing
     return status
 
 
@@ -161,12 +163,39 @@ def image_status_value(build: ImageBuild) -> str:
     return IMAGE_STATUS.get(build.job.status, "pending") if build.job else "failure"
 
 
-def metadata(compose: ComposeModel, packages: list[dict[str, Any]] | None) -> dict[str, Any]:
+def metadata(
+    compose: ComposeModel,
+    packages: list[dict[str, Any]] | None,
+    builds: list[ImageBuild] | None = None,
+    sboms: list[dict[str, str] | None] | None = None,
+) -> dict[str, Any]:
+    """Kiln adds ``images`` once any image has SBOMs: one entry per image request, in request
+    order, ``{"image_index", "image_type", "sbom"}`` (``sbom`` only where the build made them;
+    docs/sbom.md)."""
     body: dict[str, Any] = ref("ComposeMetadata", compose.id, "/metadata")
     if packages is not None:
         body["packages"] = packages
+    if builds and sboms and any(sboms):
+        body["images"] = [
+            {"image_index": build.index, "image_type": build.image_type, **_sbom(sbom)}
+            for build, sbom in zip(builds, sboms, strict=True)
+        ]
     return body
 
 
-def manifests(compose: ComposeModel, plans: list[dict[str, Any]]) -> dict[str, Any]:
-    return {**ref("ComposeManifests", compose.id, "/manifests"), "manifests": plans}
+def manifests(
+    compose: ComposeModel,
+    plans: list[dict[str, Any]],
+    sboms: list[dict[str, str] | None] | None = None,
+) -> dict[str, Any]:
+    """Kiln adds ``sbom`` to the manifest of each image whose build made SBOMs (docs/sbom.md)."""
+    listed = [
+        {**plan, **_sbom(sbom)}
+        for plan, sbom in zip(plans, sboms or [None] * len(plans), strict=True)
+    ]
+    return {**ref("ComposeManifests", compose.id, "/manifests"), "manifests": listed}
+
+
+def _sbom(sbom: dict[str, str] | None) -> dict[str, Any]:
+    """Kiln's extension field: ``{"sbom": {"cyclonedx": <URL>, "spdx": <URL>}}``, or nothing."""
+    return {"sbom": sbom} if sbom else {}

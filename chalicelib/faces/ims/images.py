@@ -12,10 +12,12 @@ from chalicelib.domain.ims import images
 from chalicelib.domain.ims.lifecycle import IMAGE
 from chalicelib.faces.ims import views
 from chalicelib.faces.ims.lifecycle_routes import add_lifecycle_routes
+from chalicelib.faces.ims.rebuild_checks import add_rebuild_check_routes
 from chalicelib.faces.ims.routing import ims_route
 
 bp = Blueprint(__name__)
 add_lifecycle_routes(bp, "images", "image_id", IMAGE, views.image)
+add_rebuild_check_routes(bp)  # Kiln's extension (docs/reproducibility.md)
 
 
 @ims_route(bp, "/images", ["GET"])

@@ -13,6 +13,7 @@ from chalicelib.adapters.models import (
     RecipeModel,
 )
 from chalicelib.domain.builds import nodes as build_nodes
+from chalicelib.domain.ims import rebuild_check_kind
 from chalicelib.domain.ims.job_kinds import ImsJob
 
 
@@ -54,6 +55,9 @@ def image(i: ImageModel) -> dict[str, Any]:
     }
     if i.link:
         body["link"] = i.link
+    checked = rebuild_check_kind.shown(i)  # Kiln's extension: absent until a rebuild check
+    if checked is not None:
+        body["reproducibility"] = checked
     return _with_deleted(body, i.deleted)
 
 
@@ -89,7 +93,12 @@ def job(j: JobModel) -> dict[str, Any]:
         "status_reason": j.status_reason,
         "build_node": j.build_node,
         "finished": j.finished,
-        "timing": {"host_started": j.host_started, "host_answered": j.host_answered},
+        # stages, instance-seconds and cost once it ended (docs/build-cost.md)
+        "timing": {
+            "host_started": j.host_started,
+            "host_answered": j.host_answered,
+            **(j.timing or {}),
+        },
     }
 
 
