@@ -182,15 +182,9 @@ def packages_json(packages: Sequence[tuple[Installed, IndexEntry | None]]) -> li
     return result
 
 
-def build_plan(
-    ctx: BuildContext,
-    recipe: Recipe,
-    sources: Sources,
-    debarch: str,
-    packages: Sequence[tuple[Installed, IndexEntry | None]],
-    tools: Mapping[str, str],
-) -> dict[str, Any]:
-    repositories = [
+def repository_facts(sources: Sources) -> list[dict[str, Any]]:
+    """Each extra repository of a build plan, with the sha256 of its key and its Release."""
+    return [
         {
             "url": repository.url,
             "suite": repository.suite,
@@ -200,6 +194,17 @@ def build_plan(
         }
         for repository, release in sources.repositories
     ]
+
+
+def build_plan(
+    ctx: BuildContext,
+    recipe: Recipe,
+    sources: Sources,
+    debarch: str,
+    packages: Sequence[tuple[Installed, IndexEntry | None]],
+    tools: Mapping[str, str],
+) -> dict[str, Any]:
+    repositories = repository_facts(sources)
     return {
         "format": BUILD_PLAN_FORMAT,
         "recipe": recipe_document(ctx.recipe_dir, ctx.template),

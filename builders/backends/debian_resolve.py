@@ -68,16 +68,7 @@ def resolve(
     tools = list(build_info.BUILD_TOOLS)
     if recipe.disk is not None:
         tools += build_info.DISK_TOOLS
-    repositories = [
-        {
-            "url": repository.url,
-            "suite": repository.suite,
-            "components": list(repository.components),
-            "key_sha256": _sha256(repository.key.encode()) if repository.key else None,
-            "release_sha256": _sha256(release),
-        }
-        for repository, release in sources.repositories
-    ]
+    repositories = build_info.repository_facts(sources)
     return {
         "format": PLAN_FORMAT,
         "backend": "kiln-debian",
