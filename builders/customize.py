@@ -19,8 +19,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from builders import ssh_session
-from builders.backends.base import INITRD, KERNEL, ROOTFS_SQUASHFS, Artifact, BuildError
+from builders import sbom, ssh_session
+from builders.backends.base import (
+    INITRD,
+    KERNEL,
+    ROOTFS_SQUASHFS,
+    Artifact,
+    BuildContext,
+    BuildError,
+)
 from builders.job_run import JobRun
 from builders.report import digests
 from chalicelib.host_protocol import Stage
@@ -70,7 +77,37 @@ class CustomizeRun(JobRun):
                 shutil.copyfile(source[kind], target)
                 target.chmod(0o644)
                 artifacts.append(Artifact(path=target, type=kind))
-        return artifacts
+        return artifacts + self._sboms(root, out)
+
+    def _sboms(self, root: Path, out: Path) -> list[Artifact]:
+        """The new image's SBOMs, from its dpkg database as the session left it (no .deb
+        hashes: the packages a user installed came from nowhere Kiln saw)."""
+        packages = installed_packages(root)
+        if not packages:
+            self.log("I: kiln: no dpkg database in the image: no SBOM")
+            return []
+        job = self.job
+        ctx = BuildContext(
+            job_id=job.job_id,
+            arch=self._arch,
+            recipe_type="",
+            recipe_dir=root,
+            work_dir=self.work_dir,
+            out_dir=out,
+            template={},
+            source_date_epoch=int(job.source_date_epoch or 0),
+            image_root_archive_name=job.image_root_archive_name,
+            kernel_file_name=job.kernel_file_name or "vmlinuz",
+            initrd_file_name=job.initrd_file_name or "initrd",
+        )
+        plan = {
+            "packages": packages,
+            "codename": os_release(root).get("VERSION_CODENAME", ""),
+            "architecture": packages[0]["arch"],
+            "source_date_epoch": ctx.source_date_epoch,
+        }
+        described = sbom.describe(plan, [], sbom.image_files(ctx), job.image_root_archive_name)
+        return sbom.write(out, described, self.log)
 
     def _fetch_source(self) -> dict[str, Path]:
         """The source image's artifacts (rootfs, and kernel and initrd if it has them): the
@@ -162,3 +199,29 @@ def _compression(squashfs: Path) -> str:
     )
     found = re.search(r"^Compression (\w+)", done.stdout, re.MULTILINE)
     return found.group(1) if found else _DEFAULT_COMPRESSION
+
+
+def installed_packages(root: Path) -> list[dict[str, str]]:
+    """The packages ``root``'s dpkg database lists as installed: name, version, arch."""
+    status = root / "var" / "lib" / "dpkg" / "status"
+    if not status.is_file() or status.is_symlink():
+        return []
+    found = []
+    for stanza in status.read_text(encoding="utf-8", errors="replace").split("\n\n"):
+        fields = dict(
+            line.split(": ", 1)
+            for line in stanza.splitlines()
+            if ": " in line and not line.startswith((" ", "\t"))
+        )
+        if fields.get("Status", "").endswith(" installed") and fields.get("Package"):
+            version, arch = fields.get("Version", ""), fields.get("Architecture", "")
+            found.append({"name": fields["Package"], "version": version, "arch": arch})
+    return found
+
+
+def os_release(root: Path) -> dict[str, str]:
+    path = root / "etc" / "os-release"
+    if not path.is_file() or path.is_symlink():
+        return {}
+    pairs = (line.partition("=") for line in path.read_text(errors="replace").splitlines())
+    return {key: value.strip('"') for key, _, value in pairs if key}

@@ -27,6 +27,11 @@ from chalicelib.config import (
 )
 from infra import resources
 from infra.cdk import nag
+from infra.cdk.api_permissions import (
+    GLANCE_IMPORT_SENDERS,
+    PROVENANCE_KEY_USERS,
+    data_statements,
+)
 from infra.cdk.settings import DeploySettings
 from infra.cdk.storage import Storage
 from infra.cdk.workflow import BuildWorkflow
@@ -58,15 +63,6 @@ FUNCTIONS = (
     Function("on_cleanup_schedule", "OnCleanupSchedule", None, starts_builds=True),
     Function("on_glance_import", "OnGlanceImport", GLANCE_IMPORTS_QUEUE, starts_builds=False),
 )
-#: who may send to the glance-imports queue: the API (Glance imports), the build events (a
-#: finished job's outputs to checksum)
-GLANCE_IMPORT_SENDERS = ("api_handler", "on_build_event")
-#: who uses the provenance signing key: the build events sign each successful job's provenance
-#: (results.succeeded); the API publishes the public key (GET /kiln/v1/provenance/keys)
-PROVENANCE_KEY_USERS = {
-    "on_build_event": ("kms:Sign", "kms:GetPublicKey"),
-    "api_handler": ("kms:GetPublicKey",),
-}
 
 
 def app_environment(settings: DeploySettings) -> dict[str, str]:
@@ -163,7 +159,7 @@ class KilnApi:
             iam.PolicyStatement(
                 actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]
             ),
-            *_data_statements(storage),
+            *data_statements(storage),
         ]
         if function.starts_builds:
             statements.append(
@@ -317,49 +313,6 @@ class KilnApi:
             description=f"CNAME (or alias) target for {domain}",
         )
         return f"https://{domain}/"
-
-
-def _data_statements(storage: Storage) -> list[iam.PolicyStatement]:
-    """Kiln's tables (and their indexes), the artifact bucket and the key."""
-    tables = storage.table_arns
-    return [
-        iam.PolicyStatement(
-            actions=[
-                "dynamodb:GetItem",
-                "dynamodb:BatchGetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:BatchWriteItem",
-                "dynamodb:ConditionCheckItem",
-                "dynamodb:Query",
-                "dynamodb:Scan",
-                "dynamodb:DescribeTable",
-            ],
-            resources=[*tables, *(f"{arn}/index/*" for arn in tables)],
-        ),
-        iam.PolicyStatement(
-            actions=[
-                "s3:GetObject",
-                "s3:PutObject",
-                "s3:DeleteObject",
-                "s3:GetObjectTagging",
-                "s3:PutObjectTagging",
-                "s3:DeleteObjectTagging",
-                "s3:AbortMultipartUpload",
-                "s3:ListMultipartUploadParts",
-            ],
-            resources=[storage.bucket.arn_for_objects("*")],
-        ),
-        iam.PolicyStatement(
-            actions=["s3:ListBucket", "s3:ListBucketMultipartUploads"],
-            resources=[storage.bucket.bucket_arn],
-        ),
-        iam.PolicyStatement(
-            actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-            resources=[storage.key.key_arn],
-        ),
-    ]
 
 
 _ACCESS_LOG_FORMAT: dict[str, Any] = {

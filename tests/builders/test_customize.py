@@ -27,6 +27,21 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+DPKG_STATUS = """\
+Package: base-files
+Status: install ok installed
+Architecture: amd64
+Version: 12.4+deb12u5
+Description: Debian base system miscellaneous files
+ This package contains the basic filesystem hierarchy.
+
+Package: removed-one
+Status: install ok half-installed
+Architecture: amd64
+Version: 1.0
+"""
+
+
 @pytest.fixture
 def harness(moto_server: MotoStack, tmp_path: Path) -> Any:
     with Harness(moto_server, tmp_path / "host") as h:
@@ -44,6 +59,9 @@ def publish_source_image(harness: Harness, folder: Path, jail: bool) -> dict[str
     root = shell_root(folder / "root") if jail else folder / "root"
     (root / "etc").mkdir(parents=True, exist_ok=True)
     (root / "etc" / "motd").write_text("original\n")
+    (root / "etc" / "os-release").write_text('ID=debian\nVERSION_CODENAME="bookworm"\n')
+    (root / "var" / "lib" / "dpkg").mkdir(parents=True)
+    (root / "var" / "lib" / "dpkg" / "status").write_text(DPKG_STATUS)
     out = folder / "out"
     out.mkdir()
     squashfs = out / "source.squashfs"
@@ -154,7 +172,15 @@ def test_customize_publishes_the_changed_image_and_leaves_the_source_alone(
         f"{prefix}custom.squashfs",
         f"{prefix}vmlinuz",
         f"{prefix}initrd",
+        f"{prefix}sbom.cdx.json",
+        f"{prefix}sbom.spdx.json",
     }
+    cdx = json.loads(
+        harness.s3.get_object(Bucket=BUCKET, Key=f"{prefix}sbom.cdx.json")["Body"].read()
+    )
+    (package,) = [c for c in cdx["components"] if c["type"] == "library"]  # not half-installed
+    assert package["version"] == "12.4+deb12u5"
+    assert package["purl"] == "pkg:deb/debian/base-files@12.4%2Bdeb12u5?arch=amd64&distro=debian-12"
     assert output["manifest"]["key"] == f"{prefix}manifest.json"
     motd = squashfs_file(harness, f"{prefix}custom.squashfs", "etc/motd", tmp_path)
     assert motd == "customized\n"
