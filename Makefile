@@ -5,18 +5,21 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST_PACKAGES := mmdebstrap arch-test squashfs-tools rsync openssh-server qemu-user-static binfmt-support \
   dosfstools mtools e2fsprogs fdisk qemu-utils qemu-system-x86 ovmf libmagic1 libarchive13
+# what the console's browser tests drive (tests/e2e/test_console.py): Debian's chromium and its driver
+BROWSER_PACKAGES := chromium chromium-driver
 TENANT ?= demo
 ROLE ?= user
 
-.PHONY: up test test-fast test-slow lint token bench host-deps node-deps install synth deploy \
+.PHONY: up test test-fast test-slow lint token bench host-deps browser-deps node-deps install synth deploy \
   destroy clean
 
 $(VENV)/.installed: requirements.txt requirements-host.txt requirements-dev.txt requirements-nodeps.txt \
-  requirements-cdk.txt
+  requirements-cdk.txt requirements-cli.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q pip==26.2.1  # chalice 1.34 wants pip<26.3
 	$(VENV)/bin/pip install -q -r requirements-dev.txt -r requirements-cdk.txt
 	$(VENV)/bin/pip install -q --no-deps -r requirements-nodeps.txt
+	$(VENV)/bin/pip install -q --no-deps -e .  # the `kiln` command: .venv/bin/kiln
 	touch $@
 
 # Node.js runs the CDK's jsii kernel (synth) and the ASL validator; installed from Debian when
@@ -43,6 +46,14 @@ host-deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; fi
 	@$(PYTHON) -m infra.local.emulation
 
+browser-deps:
+	@missing=""; for p in $(BROWSER_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing the browser the console's tests drive:$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; fi
+
 up: install host-deps
 	$(PY) -m infra.local.stack
 
@@ -53,12 +64,12 @@ token: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy chalicelib builders
+	$(VENV)/bin/mypy chalicelib builders kiln_cli
 
-test-fast: install host-deps
+test-fast: install host-deps browser-deps
 	KILN_STRICT_SKIPS=1 $(VENV)/bin/pytest -q -m "not slow" -n 2
 
-test-slow: install host-deps
+test-slow: install host-deps browser-deps
 	KILN_STRICT_SKIPS=1 $(VENV)/bin/pytest -q -m slow -n 2 --dist loadfile
 
 test: lint test-fast test-slow

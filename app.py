@@ -33,7 +33,7 @@ from chalicelib.handlers.batches import BatchResponse
 app = Chalice(app_name="kiln", configure_logs=False)  # Powertools logs as "kiln"
 app.register_middleware(observability.middleware, "all")
 app.register_middleware(framework_errors.middleware, "http")  # each face's own error format
-kiln_face.register(app)  # Kiln's own routes (/kiln/v1: provenance keys), whatever KILN_FACES
+kiln_face.register(app)  # Kiln's own routes (/kiln/v1: builds, provenance keys; /console)
 faces = enabled_faces()  # KILN_FACES: a deployment may serve some faces only
 if "ims" in faces:
     for face in (recipes, public_keys, images, jobs, build_nodes, service):

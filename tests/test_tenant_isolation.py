@@ -36,6 +36,7 @@ NOT_TENANT_OWNED = (
     "/v2/schemas/{name}",
     "/remote-build-nodes/{xname}",  # build nodes and their status: admin only, no tenant's
     "/remote-build-nodes/status/{xname}",
+    "/console/{name}",  # the web console's static files: no one's
 )
 NOT_WALKED = ("/koji/{nvr}", "/koji/{nvr}/{version}")
 
@@ -145,6 +146,7 @@ def owner(served: Served) -> dict[str, str]:
         "image_id": image["id"],
         "public_key_id": key["id"],
         "job_id": job["id"],
+        "build_id": job["id"],  # Kiln's own builds API: the same job, every face's
         "compose_id": compose["id"],
         "glance_id": glance["id"],
         "shared_glance_id": shared["id"],

@@ -170,6 +170,8 @@ class JobModel(TenantRecord):
     arch = UnicodeAttribute(default="x86_64")
     recipe_type = UnicodeAttribute(null=True)
     status = UnicodeAttribute(default="creating")
+    # [[status, ISO 8601 UTC when it began], ...] after "creating" (which began at ``created``)
+    status_history = JSONAttribute(default=list)
     status_reason = UnicodeAttribute(null=True)
     failure_code = UnicodeAttribute(null=True)  # host_protocol.FailureCode name, once in error
     planned_image_id = UnicodeAttribute()  # where the host publishes (images/<id>/)

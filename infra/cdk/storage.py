@@ -210,6 +210,17 @@ class Storage(Construct):
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="artifacts/",
             removal_policy=cdk.RemovalPolicy.RETAIN,
+            # the web console (docs/console.md) fetches presigned downloads from the browser:
+            # read-only, and the presigned signature is the authorization, so any origin
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+                    allowed_origins=["*"],
+                    allowed_headers=["Range"],
+                    exposed_headers=["Content-Length", "Content-Range", "ETag"],
+                    max_age=3600,
+                )
+            ],
         )
         self._notify_uploads(bucket)
         return bucket

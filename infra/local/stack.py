@@ -305,6 +305,7 @@ class LocalStack:
             "cachito_url": self.api_url,  # a Cachito client's base URL (it appends /api/v1)
             "omps_url": f"{self.api_url}/omps",  # an OMPS client's base URL (it appends /v2/...)
             "appregistry_url": f"{self.api_url}/cnr",  # Kiln's app registry (Quay's CNR API)
+            "console_url": f"{self.api_url}/console/",  # the web console (docs/console.md)
             "aws_endpoint_url": os.environ["AWS_ENDPOINT_URL"],
             "region": REGION,
             "artifact_bucket": self.provisioned.bucket,
@@ -394,6 +395,8 @@ def main() -> None:
             f"  Cachito:    {info['cachito_url']}  (/api/v1/requests)\n"
             f"  OMPS:       {info['omps_url']}  (/v2/<organization>/zipfile)\n"
             f"  Registry:   {info['appregistry_url']}  (/api/v1/packages, as Quay's appregistry)\n"
+            f"  Console:    {info['console_url']}  (paste tokens.user from stack.json)\n"
+            f"  CLI:        .venv/bin/kiln  (reads stack.json; `kiln --help`)\n"
             f"  AWS (moto): {info['aws_endpoint_url']}\n"
             f"  Hosts:      {', '.join(info['build_hosts']) or 'none'}\n"
             + "".join(f"              ({note})\n" for note in stack.options.hosts_not_started)

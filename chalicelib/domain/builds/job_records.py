@@ -17,7 +17,10 @@ KIND = "job"  # the sparse indexes' partition: every job, whichever face made it
 
 
 def set_status(job: JobModel, status: str) -> None:
-    """An ended job leaves the unfinished and awaiting-node indexes."""
+    """An ended job leaves the unfinished and awaiting-node indexes. Each new status is kept
+    with when it began (``status_history``: the steps Kiln's builds API shows while it runs)."""
+    if status != job.status:
+        job.status_history = [*(job.status_history or []), [status, records.utc_now()]]
     job.status = status
     if status in JOB_TERMINAL:
         job.unfinished = None

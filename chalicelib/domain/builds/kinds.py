@@ -11,7 +11,11 @@ A kind supplies:
 - ``announce_success``: what follows once the job shows ``success`` (e.g. the image appears
   in Glance too); returns a line for the log; idempotent, since it runs again whenever the
   result is replayed (a replay is how a failed announcement is retried);
-- ``failed`` and ``progressed``: what follows a failure or a step (nothing, by default).
+- ``failed`` and ``progressed``: what follows a failure or a step (nothing, by default);
+- ``face``, ``record_kind`` and ``describe``: how Kiln's own builds list
+  (domain/builds/overview.py) finds and shows a job of the kind: the face that made it, the
+  list partition its records are filed under (each face keeps its jobs apart, so that its own
+  lists never show another face's), a label, the face's own record and the image it made.
 """
 
 from __future__ import annotations
@@ -53,6 +57,19 @@ def _nothing(*_: Any) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class Description:
+    """A job as a person looks for it, whichever face made it."""
+
+    label: str  # e.g. the IMS image name, the composer image type, a Cachito repo@ref
+    face_path: str  # the face's own record of it, from the API root
+    image_id: str | None = None  # the IMS image it produced, if any
+
+
+def _undescribed(job: JobModel) -> Description:
+    return Description(job.job_kind, "")
+
+
+@dataclasses.dataclass(frozen=True)
 class JobKind:
     name: str
     message: Callable[[JobModel, Ports], dict[str, Any]]
@@ -62,3 +79,6 @@ class JobKind:
     announce_success: Callable[[JobModel, Ports], str] = _nothing
     failed: Callable[[JobModel, Failure, Ports], str] = _nothing
     progressed: Callable[[JobModel, Progress, Ports], str] = _nothing
+    face: str = "kiln"
+    record_kind: str = "job"
+    describe: Callable[[JobModel], Description] = _undescribed

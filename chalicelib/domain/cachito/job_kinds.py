@@ -23,11 +23,12 @@ from typing import Any
 
 from chalicelib.adapters.cachito_models import CachitoRequestModel
 from chalicelib.adapters.models import JobModel
-from chalicelib.domain.builds.kinds import JobKind, Ports
+from chalicelib.domain.builds.kinds import Description, JobKind, Ports
 from chalicelib.domain.cachito import request_records
 from chalicelib.host_protocol import BuildOutput, Failure, FailureCode, MediaType, Progress
 
 REQUEST_KIND = "cachito-request"
+JOB_RECORD_KIND = "cachito-job"  # its own list partition: IMS lists never show these jobs
 JOB_TYPE = "cachito"  # what the host runs
 CACHE_PREFIX = "cachito-cache/"
 UNKNOWN_ERROR = "An unknown error occurred"
@@ -155,11 +156,20 @@ def cachito_error(failure: Failure) -> tuple[str, str, str]:
     return found.group("text"), origin, found.group("type")
 
 
+def _describe(job: JobModel) -> Description:
+    sent = job.request or {}
+    label = f"{sent.get('repo', '')}@{str(sent.get('ref', ''))[:12]}"
+    return Description(label, f"/api/v1/requests/{job.payload.get('request_id', '')}")
+
+
 CACHITO_REQUEST = JobKind(
     REQUEST_KIND,
     _message,
     record_success=_record_success,
     failed=_failed,
     progressed=_progressed,
+    face="cachito",
+    record_kind=JOB_RECORD_KIND,
+    describe=_describe,
 )
 KINDS: tuple[JobKind, ...] = (CACHITO_REQUEST,)

@@ -15,9 +15,13 @@ from chalicelib.domain.builds import dispatch
 from chalicelib.domain.builds.job_records import KIND as JOB_INDEX_KIND
 from chalicelib.domain.builds.kinds import Ports
 from chalicelib.domain.cachito import request_records
-from chalicelib.domain.cachito.job_kinds import JOB_TYPE, REQUEST_KIND, CachitoJob
+from chalicelib.domain.cachito.job_kinds import (
+    JOB_RECORD_KIND,
+    JOB_TYPE,
+    REQUEST_KIND,
+    CachitoJob,
+)
 
-JOB_RECORD_KIND = "cachito-job"  # its own list partition: IMS lists never show these jobs
 SCHEDULE_FAILED = "Failed to schedule the task to the workers. Please try again."
 
 

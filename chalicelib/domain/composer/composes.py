@@ -24,13 +24,16 @@ from chalicelib.domain.builds.kinds import Ports
 from chalicelib.domain.composer import koji_builds
 from chalicelib.domain.composer import recipes as compose_recipes
 from chalicelib.domain.composer import request as compose_request
-from chalicelib.domain.composer.job_kinds import COMPOSE_IMAGE_KIND, ComposeImageJob
+from chalicelib.domain.composer.job_kinds import (
+    COMPOSE_IMAGE_KIND,
+    JOB_RECORD_KIND,
+    ComposeImageJob,
+)
 from chalicelib.domain.composer.request import ComposePlan, ImagePlan
 from chalicelib.domain.states import JOB_TERMINAL
 from chalicelib.host_protocol import FailureCode, MediaType
 
 KIND = "compose"
-JOB_RECORD_KIND = "compose-job"  # filed apart from IMS jobs: IMS lists never show them
 PACKAGES_TYPE = MediaType.PACKAGES_JSON
 BUILD_PLAN_TYPE = MediaType.BUILD_PLAN_JSON
 #: Kiln's ``sbom`` extension: its member -> the artifact type (docs/sbom.md)

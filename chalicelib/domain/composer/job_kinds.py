@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 from chalicelib.adapters.models import JobModel
-from chalicelib.domain.builds.kinds import JobKind, Ports
+from chalicelib.domain.builds.kinds import Description, JobKind, Ports
 from chalicelib.domain.glance import build_outputs
 from chalicelib.host_protocol import Failure
 
@@ -108,10 +108,39 @@ def _import_failed(job: JobModel, _failure: Failure, ports: Ports) -> str:
     return koji_builds.give_back(job.payload["compose_id"], ports)
 
 
+COMPOSES = "/api/image-builder-composer/v2/composes/"
+JOB_RECORD_KIND = "compose-job"  # filed apart from IMS jobs: IMS lists never show them
+
+
+def _describe_image(job: JobModel) -> Description:
+    sent = job.request or {}
+    requests = (sent.get("compose_request") or {}).get("image_requests") or []
+    index = sent.get("image_request_index", 0)
+    chosen = requests[index] if isinstance(index, int) and 0 <= index < len(requests) else {}
+    label = str(chosen.get("image_type", "image")) if isinstance(chosen, dict) else "image"
+    return Description(label, COMPOSES + str(job.payload.get("compose_id", "")))
+
+
+def _describe_import(job: JobModel) -> Description:
+    return Description("koji import", COMPOSES + str(job.payload.get("compose_id", "")))
+
+
 COMPOSE_IMAGE = JobKind(
-    COMPOSE_IMAGE_KIND, _message, announce_success=_image_built, failed=_image_failed
+    COMPOSE_IMAGE_KIND,
+    _message,
+    announce_success=_image_built,
+    failed=_image_failed,
+    face="composer",
+    record_kind=JOB_RECORD_KIND,
+    describe=_describe_image,
 )
 KOJI_IMPORT = JobKind(
-    "koji-import", _import_message, announce_success=_imported, failed=_import_failed
+    "koji-import",
+    _import_message,
+    announce_success=_imported,
+    failed=_import_failed,
+    face="composer",
+    record_kind=JOB_RECORD_KIND,
+    describe=_describe_import,
 )
 KINDS = (COMPOSE_IMAGE, KOJI_IMPORT)

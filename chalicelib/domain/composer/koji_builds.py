@@ -27,6 +27,7 @@ from chalicelib.adapters.models import ComposeModel, JobModel
 from chalicelib.domain.builds import dispatch
 from chalicelib.domain.builds.job_records import KIND as JOB_KIND
 from chalicelib.domain.builds.kinds import Ports
+from chalicelib.domain.composer.job_kinds import JOB_RECORD_KIND
 from chalicelib.errors import Conflict, InvalidComposeRequest, KojiNotConfigured
 from chalicelib.host_protocol import PROTOCOL_VERSION, MediaType
 
@@ -170,8 +171,8 @@ def _import_job(compose: ComposeModel, builds: list[Any], job_id: str | None = N
         planned_image_id=f"koji-import-{compose.id}",
         unfinished=JOB_KIND,
     )
-    # filed with the compose's image jobs (composes.JOB_RECORD_KIND): IMS lists never show it
-    return records.stamp(job, compose.tenant, "compose-job", record_id=job_id)
+    # filed with the compose's image jobs: IMS lists never show it
+    return records.stamp(job, compose.tenant, JOB_RECORD_KIND, record_id=job_id)
 
 
 def give_back(compose_id: str, ports: Ports) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from chalicelib.adapters import records
 from chalicelib.adapters.artifacts import ArtifactStore, manifest_key
 from chalicelib.adapters.models import ImageModel, JobModel, PublicKeyModel, RecipeModel
-from chalicelib.domain.builds.kinds import JobKind, Ports
+from chalicelib.domain.builds.kinds import Description, JobKind, Ports
 from chalicelib.domain.glance import build_outputs
 from chalicelib.domain.ims import artifact_links, images
 from chalicelib.host_protocol import BuildOutput
@@ -109,6 +109,15 @@ def _in_glance(job: JobModel, ports: Ports) -> str:
     )
 
 
-CREATE = JobKind(CREATE_KIND, _message, _record_image, _in_glance)
-CUSTOMIZE = JobKind(CUSTOMIZE_KIND, _message, _record_image, _in_glance)
+def _describe(job: JobModel) -> Description:
+    ims = ImsJob.of(job)
+    return Description(
+        ims.image_root_archive_name, f"/apis/ims/v3/jobs/{job.id}", ims.resultant_image_id
+    )
+
+
+CREATE = JobKind(CREATE_KIND, _message, _record_image, _in_glance, face="ims", describe=_describe)
+CUSTOMIZE = JobKind(
+    CUSTOMIZE_KIND, _message, _record_image, _in_glance, face="ims", describe=_describe
+)
 KINDS = (CREATE, CUSTOMIZE)

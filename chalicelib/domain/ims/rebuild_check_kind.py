@@ -23,7 +23,7 @@ from typing import Any
 
 from chalicelib.adapters import records
 from chalicelib.adapters.models import ImageModel, JobModel
-from chalicelib.domain.builds.kinds import JobKind, Ports
+from chalicelib.domain.builds.kinds import Description, JobKind, Ports
 from chalicelib.domain.ims.job_kinds import REBUILD_CHECK_KIND
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.host_protocol import BuildOutput, Failure, MediaType, Progress
@@ -226,11 +226,21 @@ def _iso(epoch: float) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _describe(job: JobModel) -> Description:
+    image_id = CheckJob.of(job).image_id
+    return Description(
+        f"rebuild check of {image_id}", f"/apis/ims/v3/images/{image_id}/rebuild-check"
+    )
+
+
 REBUILD_CHECK = JobKind(
     REBUILD_CHECK_KIND,
     _message,
     record_success=_record_success,
     failed=_failed,
     progressed=_progressed,
+    face="ims",
+    record_kind=JOB_RECORD_KIND,
+    describe=_describe,
 )
 KINDS = (REBUILD_CHECK,)

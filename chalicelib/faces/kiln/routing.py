@@ -42,6 +42,11 @@ def _no_inputs(_request: Any) -> ViewArguments:
     return ViewArguments(())
 
 
+def _query(request: Any) -> ViewArguments:
+    """The query string, each name's last value: ``view(principal, query, **path_params)``."""
+    return ViewArguments((dict(routing_core.query_pairs(request)),))
+
+
 KILN_FACE: routing_core.Face[None] = routing_core.Face(
     name="kiln",
     path_prefix=PREFIX + "/",
@@ -55,7 +60,16 @@ KILN_FACE: routing_core.Face[None] = routing_core.Face(
 
 
 def kiln_route(
-    bp: Blueprint, path: str, methods: list[str], public: bool = False
+    bp: Blueprint,
+    path: str,
+    methods: list[str],
+    public: bool = False,
+    query: bool = False,
+    status: int = 200,
 ) -> Callable[[View], View]:
-    """``view(principal, **path_params)`` under ``/kiln/v1``; a public one gets None."""
-    return routing_core.route(KILN_FACE, bp, [PREFIX + path], methods, public=public)
+    """``view(principal, **path_params)`` under ``/kiln/v1``; a public one gets None; with
+    ``query``, ``view(principal, query, **path_params)``."""
+    inputs = _query if query else None
+    return routing_core.route(
+        KILN_FACE, bp, [PREFIX + path], methods, public=public, inputs=inputs, status=status
+    )
