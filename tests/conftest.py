@@ -79,9 +79,15 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     use_test_aws_env(monkeypatch)
 
 
+#: in-process moto never runs the state machine, whatever a moto-server test of this process
+#: configured (moto keeps that setting per process): an execution started here would wait out
+#: its heartbeat and then report a failure into a later test's queues
+IN_PROCESS = {"stepfunctions": {"execute_state_machine": False}}
+
+
 @pytest.fixture
 def aws(aws_env: None) -> Iterator[Provisioned]:
-    with mock_aws():
+    with mock_aws(config=IN_PROCESS):  # type: ignore[arg-type]
         yield provision(REGION, "kiln", BUCKET, resources.Timing())
 
 
@@ -296,6 +302,7 @@ def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto
         yield stack
         settle_executions(stack)
     finally:
+        requests.post(f"{endpoint}/moto-api/config", json=IN_PROCESS, timeout=5)
         requests.post(f"{endpoint}/moto-api/reset", timeout=5)
         server.stop()
 

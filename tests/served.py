@@ -23,7 +23,15 @@ from chalicelib import container as container_module
 from infra import resources
 from infra.local import moto_fidelity
 from infra.local.provision import provision
-from tests.conftest import BUCKET, REGION, ROOT, Kiln, settings_for, use_test_aws_env
+from tests.conftest import (
+    BUCKET,
+    IN_PROCESS,
+    REGION,
+    ROOT,
+    Kiln,
+    settings_for,
+    use_test_aws_env,
+)
 
 
 @dataclasses.dataclass
@@ -58,7 +66,7 @@ def served_kiln(signing_keys: tuple[bytes, str], chalice_server: bool = False) -
 
     private_pem, public_pem = signing_keys
     moto_fidelity.atomic_dynamodb_writes()  # the front serves requests on many threads
-    with pytest.MonkeyPatch.context() as patch, mock_aws():
+    with pytest.MonkeyPatch.context() as patch, mock_aws(config=IN_PROCESS):  # type: ignore[arg-type]
         use_test_aws_env(patch)
         patch.setattr(ChaliceRequestHandler, "log_message", lambda *_args: None)
         provisioned = provision(REGION, "kiln", BUCKET, resources.Timing())
