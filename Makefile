@@ -10,8 +10,8 @@ BROWSER_PACKAGES := chromium chromium-driver
 TENANT ?= demo
 ROLE ?= user
 
-.PHONY: up test test-fast test-slow lint token bench host-deps browser-deps node-deps install synth deploy \
-  destroy clean
+.PHONY: up down reset test test-fast test-slow lint token bench host-deps browser-deps node-deps install \
+  synth deploy destroy clean
 
 $(VENV)/.installed: requirements.txt requirements-host.txt requirements-dev.txt requirements-nodeps.txt \
   requirements-cdk.txt requirements-cli.txt pyproject.toml
@@ -57,6 +57,14 @@ browser-deps:
 up: install host-deps
 	$(PY) -m infra.local.stack
 
+# Stop the stack `make up` started (SIGTERM; waits until its data is checkpointed and it exits)
+down:
+	@$(PYTHON) -m infra.local.control down
+
+# Delete the stack's data (KILN_DATA_DIR, default .kiln/data), after asking; not while it runs
+reset:
+	@$(PYTHON) -m infra.local.control reset
+
 # SERVICE_ACCOUNT=1: an OAuth2 client-credentials account instead (docs/service-accounts.md)
 token: install
 	@$(PY) -m infra.local.tokens --tenant $(TENANT) --role $(ROLE) $(if $(filter 1,$(SERVICE_ACCOUNT)),--service-account)
@@ -64,7 +72,7 @@ token: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy chalicelib builders kiln_cli
+	$(VENV)/bin/mypy chalicelib builders kiln_cli infra
 
 test-fast: install host-deps browser-deps
 	KILN_STRICT_SKIPS=1 $(VENV)/bin/pytest -q -m "not slow" -n 2

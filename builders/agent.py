@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
-from builders import customize, hand_back, one_shot, ssh_session, uploads
+from builders import customize, hand_back, one_shot, ssh_session, uploads, workdir
 from builders.answers import Answer, AnswerBook, TokenClosed, token_closed_code
 from builders.backends import available_backends
 from builders.backends.base import BuildError
@@ -99,6 +99,15 @@ class Agent:
             ssh_session.clean_stale(self.config.ssh)
         except Exception:
             self.log.exception("could not clean up stale SSH sessions")
+        # this host owns its work dir: a tool still working in a job's dir there, or a mount
+        # in it, was left by a predecessor killed mid-build (the job, built again, would
+        # find its dir neither free nor empty)
+        jobs = self.config.work_dir / "jobs"
+        killed, left = workdir.kill_working_in(jobs), workdir.unmount_below(jobs)
+        if killed or left:
+            self.log.warning(
+                "cleared what a killed build left", extra={"killed": killed, "mounts": left}
+            )
         self.announce()
         threading.Thread(target=self._announce_loop, name="node-heartbeat", daemon=True).start()
         self.log.info(

@@ -304,8 +304,8 @@ def clean_stale(settings: SshSettings) -> None:
 
 
 def _unmount_below(top: Path | None) -> None:
-    for point in reversed(workdir.mounts_below(top) if top else []):
-        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+    if top is not None:
+        workdir.unmount_below(top)
 
 
 def _root_owned_dirs(path: Path) -> None:

@@ -200,9 +200,8 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
 
 def unmount_below(root: Path, ctx: BuildContext) -> None:
     """Unmount whatever an interrupted tool left mounted inside ``root`` (deepest first)."""
-    for point in reversed(workdir.mounts_below(root)):
-        ctx.log(f"W: kiln: unmounting leftover {point}")
-        subprocess.run(["umount", "--lazy", point], check=False)
+    for point in reversed(workdir.unmount_below(root)):
+        ctx.log(f"W: kiln: unmounted leftover {point}")
 
 
 def host_problem(

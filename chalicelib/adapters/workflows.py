@@ -23,3 +23,19 @@ class Workflows:
 
     def execution_arn(self, job_id: str) -> str:
         return self._arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
+
+    def execution_exists(self, job_id: str) -> bool:
+        """Whether Step Functions knows the job's execution (running or ended): on the local
+        stack, executions die with moto, while the job records are kept."""
+        try:
+            self._sfn.describe_execution(executionArn=self.execution_arn(job_id))
+        except self._sfn.exceptions.ExecutionDoesNotExist:
+            return False
+        return True
+
+    def any_running(self) -> bool:
+        """Whether any build execution runs (then some task token in a build queue is live)."""
+        found = self._sfn.list_executions(
+            stateMachineArn=self._arn, statusFilter="RUNNING", maxResults=1
+        )
+        return bool(found["executions"])

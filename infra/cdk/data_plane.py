@@ -152,7 +152,7 @@ class DataPlane(Construct):
             # bearer tokens would cross the internet in clear, so give a certificate)
             certificate=(
                 acm.Certificate.from_certificate_arn(self, "Certificate", certificate_arn)
-                if https
+                if certificate_arn is not None
                 else None
             ),
             protocol=(elbv2.ApplicationProtocol.HTTPS if https else elbv2.ApplicationProtocol.HTTP),

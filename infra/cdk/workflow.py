@@ -3,6 +3,8 @@ rendered by infra/resources.py with the queue URLs as CloudFormation values."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -25,7 +27,7 @@ class BuildWorkflow(Construct):
         *,
         settings: DeploySettings,
         key: kms.IKey,
-        queues: dict[str, sqs.IQueue],
+        queues: Mapping[str, sqs.IQueue],
     ) -> None:
         super().__init__(scope, id)
         targets = [queues[build_queue_name(arch)] for arch in ARCHES]

@@ -194,7 +194,7 @@ def start(
     for source in app_module.app.event_sources:
         handler = _handler(app_module, source.handler_string)
         if isinstance(source, SQSEventConfig):
-            url = queue_urls[source.queue]
+            url = queue_urls[str(source.queue)]
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
             threads.append(
                 SqsPoller(

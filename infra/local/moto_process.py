@@ -23,9 +23,11 @@ import bisect
 import functools
 import io
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from moto.core.compat import HAS_CRT
@@ -35,12 +37,10 @@ from moto.dynamodb.models.utilities import dynamo_json_dump
 from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import BackendRequest, DomainDispatcherApplication
 from moto.s3 import models as s3_models
-from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
-from moto.s3.models import S3_UPLOAD_PART_MIN_SIZE, MultipartChecksumBuilder
-from moto.utilities.utils import md5_hash
+from moto.s3.models import MultipartChecksumBuilder
 from werkzeug.serving import WSGIRequestHandler
 
-from infra.local import moto_fidelity
+from infra.local import moto_fidelity, s3_multipart
 
 _local = threading.local()
 _lock = threading.Lock()
@@ -192,10 +192,10 @@ def _query(original: Callable[..., Any]) -> Callable[..., Any]:
     return query
 
 
-def _all_items(self: Table) -> Iterator[Any]:
+def _all_items(self: Table) -> list[Any]:
     override = getattr(_local, "items", None)
     if override is not None and override[0] is self:
-        return iter(override[1])
+        return list(override[1])
     return _ORIGINAL_ALL_ITEMS(self)
 
 
@@ -248,21 +248,8 @@ def _complete(self: Any, body: Iterator[tuple[int, str]]) -> tuple[Any, str, Any
     """moto's FakeMultipart.complete with fewer copies of the whole object: the parts are
     checked first, then copied once into a buffer made at its final size (moto grows a
     bytearray part by part, then copies it to bytes)."""
-    builder = s3_models.MultipartChecksumBuilder(
-        self.metadata.get("x-amz-checksum-algorithm"), self.metadata.get("x-amz-checksum-type")
-    )
-    chosen, md5s, last = [], bytearray(), None
-    for number, etag in body:
-        part = self.parts.get(number)
-        if part is None or part.etag.replace('"', "") != etag.replace('"', ""):
-            raise InvalidPart()
-        if last is not None and last.contentsize < S3_UPLOAD_PART_MIN_SIZE:
-            raise EntityTooSmall()
-        md5s.extend(bytes.fromhex(part.etag.replace('"', "")))
-        chosen.append(part)
-        last = part
-    if not chosen:
-        raise MalformedXML()
+    builder = s3_multipart.checksum_builder(self)
+    chosen, etag = s3_multipart.checked_parts(self, body)
     total = bytearray(sum(part.contentsize for part in chosen))
     view, offset = memoryview(total), 0
     for part in chosen:
@@ -271,7 +258,7 @@ def _complete(self: Any, body: Iterator[tuple[int, str]]) -> tuple[Any, str, Any
         offset += len(value)
         builder.addPart(value)
     view.release()
-    return total, f"{md5_hash(bytes(md5s)).hexdigest()}-{len(chosen)}", builder.build()
+    return total, etag, builder.build()
 
 
 #: the only method on which AWS's protocols send a form: the query protocol's actions, S3's POST
@@ -323,7 +310,7 @@ def install() -> None:
     s3_models.FakeMultipart.complete = _complete  # type: ignore[method-assign]
     for name in _JSON_ANSWERS:
         setattr(DynamoHandler, name, _json_answer(getattr(DynamoHandler, name)))
-    Table.all_items = _all_items  # type: ignore[method-assign]
+    Table.all_items = _all_items  # type: ignore[method-assign,assignment]
     Table.query = _query(Table.query)  # type: ignore[method-assign]
     for owner, name in (
         (Table, "put_item"),
@@ -334,12 +321,56 @@ def install() -> None:
         (DynamoDBBackend, "update_table"),
     ):
         setattr(owner, name, _bump(getattr(owner, name)))
+    # --- kept state (the stack's data dir): DynamoDB, SQS and KMS restored from the store, then
+    # written through to it (infra/local/state_persistence.py); before the server serves
+    from infra.local import state_persistence, state_store
+
+    if state_store.current() is None and os.environ.get("KILN_DATA_DIR"):
+        state_store.open_store(Path(os.environ["KILN_DATA_DIR"]))
+    if state_store.current() is not None:
+        state_persistence.install()
+    if state_store.current() is not None and os.environ.get("KILN_DATA_DIR"):
+        # S3: object bodies as files under <data dir>/s3, streamed in and out, metadata in
+        # the store (infra/local/s3_files.py); replaces _complete above with one that joins
+        # the parts' files
+        from infra.local import s3_files
+
+        s3_files.install(Path(os.environ["KILN_DATA_DIR"]))
+    # --- end of kept state
 
 
 def main() -> None:
     from moto.server import main as moto_main
 
     install()
+    # --- a clean stop (the stack's data dir): SIGTERM closes the state store, its last writes
+    # checkpointed, then the process ends; and moto never outlives its stack (killed -9, the
+    # stack cannot stop it: moto then stops itself so, within a second, freeing its port)
+    import signal
+
+    from infra.local import state_store
+
+    def stop(signum: int, frame: object) -> None:
+        try:
+            store = state_store.current()
+            if store is not None:
+                store.close()
+            logging.shutdown()
+        finally:
+            os._exit(0)  # not SystemExit: werkzeug's and Step Functions' threads would hold it
+
+    def watch_parent(parent: int) -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    import moto.server
+
+    moto.server.signal_handler = stop  # moto's main() installs it for SIGTERM and SIGINT
+    threading.Thread(
+        target=watch_parent, args=(os.getppid(),), name="parent-watch", daemon=True
+    ).start()
+    # --- end of the clean stop
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     moto_main(sys.argv[1:])
 

@@ -5,8 +5,11 @@ serves the Chalice app over HTTP, drives the SQS and schedule handlers, starts a
 this machine's architecture and one for each other architecture it can emulate (qemu-user-static
 through binfmt_misc: see emulation.py) under a Supervisor (supervisor.py: a host that dies is
 started again, as an Auto Scaling group replaces an instance), writes .kiln/stack.json (with
-each host's pid, rewritten on a restart), and stops it all on Ctrl-C.
-Everything lives in memory: it is gone when the stack stops.
+each host's pid, rewritten on a restart) and .kiln/stack.pid, and stops it all on Ctrl-C or
+SIGTERM (`make down`).
+Its data (every table, object and queue message) is kept in the data dir, KILN_DATA_DIR
+(default .kiln/data; control.py), and comes back on the next start; builds that were running
+are re-dispatched from their records (chalicelib/domain/builds/recovery.py).
 """
 
 from __future__ import annotations
@@ -20,21 +23,21 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import requests
 
-from chalicelib.adapters import koji_cg
+from chalicelib.adapters import aws_clients, koji_cg
 from chalicelib.config import Settings, enabled_faces
+from chalicelib.domain.builds import recovery
 from chalicelib.domain.omps import organizations
 from infra import resources
-from infra.local import batch_runner, emulation, event_sources, token_server, tokens
+from infra.local import batch_runner, control, emulation, event_sources, token_server, tokens
 from infra.local.provision import Provisioned, provision
 from infra.local.supervisor import Supervisor
 
@@ -56,6 +59,7 @@ class StackOptions:
     table_prefix: str = "kiln"
     hosts_not_started: tuple[str, ...] = ()  # why an arch has no build host, for the banner
     token_port: int = 8001  # the OAuth2 token endpoint (token_server.py): the API port + 1
+    data_dir: Path | None = None  # where moto keeps its state (control.py); None: in memory
 
     @classmethod
     def from_env(cls) -> StackOptions:
@@ -66,10 +70,12 @@ class StackOptions:
             arches, not_started = default_host_arches()
         else:
             arches = tuple(a for a in hosts.split(",") if a)
+        state_dir = control.state_dir_from_env()
         return cls(
             api_port=int(env.get("KILN_API_PORT", "8000")),
             aws_port=int(env.get("KILN_AWS_PORT", "5500")),
-            state_dir=Path(env.get("KILN_STATE_DIR", str(ROOT / ".kiln"))),
+            state_dir=state_dir,
+            data_dir=control.data_dir_from_env(state_dir),
             heartbeat_seconds=int(env.get("KILN_HEARTBEAT_SECONDS", "30")),
             job_timeout_seconds=int(env.get("KILN_JOB_TIMEOUT_SECONDS", "3600")),
             schedule_seconds=float(env.get("KILN_SCHEDULE_SECONDS", "30")),
@@ -109,22 +115,6 @@ def aws_environment(aws_port: int) -> dict[str, str]:
     }
 
 
-class PortInUse(RuntimeError):
-    """A port the stack needs is taken (often: another `make up` is still running)."""
-
-
-def require_free(port: int, setting: str) -> None:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise PortInUse(
-                f"port {port} is in use (is another `make up` running?); "
-                f"choose another with {setting}=<port>"
-            ) from exc
-
-
 def host_command() -> list[str]:
     """The build host runs as root (mmdebstrap's root mode); through sudo when we are not."""
     command = [sys.executable, "-m", "builders.agent"]
@@ -135,7 +125,7 @@ def host_command() -> list[str]:
 
 
 class LocalStack:
-    def __init__(self, options: StackOptions) -> None:
+    def __init__(self, options: StackOptions, data_lock: IO[bytes] | None = None) -> None:
         self.options = options
         self.stop_event = threading.Event()
         self._moto: Any = None
@@ -144,6 +134,7 @@ class LocalStack:
         self._oauth: dict[str, Any] = {}  # stack.json's token_url and service_account
         self._hosts: list[Supervisor] = []
         self._batch: batch_runner.LocalBatch | None = None  # KILN_BATCH_ARCHES: batch_runner.py
+        self._data_lock = data_lock  # the data dir's lock, held while the stack runs (control.py)
         self._stack: dict[str, Any] | None = None  # what stack.json says, once written
         self._stack_lock = threading.Lock()
         self.provisioned: Provisioned | None = None
@@ -154,8 +145,12 @@ class LocalStack:
 
     def start(self) -> dict[str, Any]:
         opts = self.options
+        if opts.data_dir is not None and self._data_lock is None:
+            self._data_lock = control.lock_data_dir(opts.data_dir)
+        control.write_pid(opts.state_dir)
+        (opts.state_dir / "stack.json").unlink(missing_ok=True)  # a killed stack's: stale
         os.environ.update(aws_environment(opts.aws_port))
-        self._moto = self._start_moto()
+        self._moto = control.start_moto(opts.aws_port, opts.state_dir, opts.data_dir)
         requests.post(
             f"http://127.0.0.1:{opts.aws_port}/moto-api/config",
             json={"stepfunctions": {"execute_state_machine": True}},
@@ -166,6 +161,7 @@ class LocalStack:
         private_key, public_key = tokens.ensure_keys(opts.state_dir)
         os.environ.update(self._app_environment(public_key))
         app_module = importlib.import_module("app")
+        self._recover()
         self._serve_api(app_module)
         self._tokens, self._oauth = token_server.serve_for_stack(opts.state_dir, opts.token_port)
         event_sources.start(
@@ -185,37 +181,13 @@ class LocalStack:
         self._wait_for_hosts()
         return self._write_stack_file(private_key.read_bytes())
 
-    def _start_moto(self) -> subprocess.Popen[bytes]:
-        """moto server in a process of its own (moto_process.py: index queries read only their
-        partition), so AWS work runs on another core than the API. MOTO_PORT: its Step
-        Functions call its own SQS there."""
-        port = self.options.aws_port
-        self.options.state_dir.mkdir(parents=True, exist_ok=True)
-        log_file = (self.options.state_dir / "moto.log").open("wb")
-        moto = subprocess.Popen(
-            [sys.executable, "-m", "infra.local.moto_process", "-H", "127.0.0.1", "-p", str(port)],
-            cwd=ROOT,
-            # objects stay in memory (moto spills every object over 8 MiB to a temp file)
-            env={
-                **os.environ,
-                "MOTO_PORT": str(port),
-                "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(2**40),
-            },
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            # out of the terminal's process group: Ctrl-C stops the hosts while moto, stopped
-            # last by stop(), still answers them
-            start_new_session=True,
-        )
-        deadline = time.time() + 60
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/moto-api/data.json", timeout=2)
-                return moto
-            except requests.ConnectionError:
-                if moto.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"moto server did not start; see {log_file.name}") from None
-                time.sleep(0.1)
+    def _recover(self) -> None:
+        """Builds the last run left unfinished: their executions died with moto's Step
+        Functions, so they are started again from their records (before any host runs)."""
+        from chalicelib.container import container
+
+        for line in recovery.after_restart(container(), aws_clients.client("sqs", REGION)):
+            log.info("after the restart: %s", line)
 
     def _app_environment(self, public_key: Path) -> dict[str, str]:
         assert self.provisioned is not None
@@ -313,6 +285,7 @@ class LocalStack:
             "queues": self.provisioned.queue_urls,
             "dead_letter_queues": self.provisioned.dead_letter_urls,
             "build_hosts": [f"local-{arch}" for arch in self.options.host_arches],
+            "data_dir": str(self.options.data_dir) if self.options.data_dir else None,
             "tokens": tokens.for_stack(private_pem),  # demo's admin, user and worker tokens
             **self._oauth,  # token_url, and service_account: demo's client credentials
         }
@@ -349,13 +322,12 @@ class LocalStack:
         if self._tokens is not None:
             self._tokens.shutdown()
         if self._moto is not None:
-            self._moto.terminate()
-            try:
-                self._moto.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._moto.kill()
+            control.stop_moto(self._moto)  # SIGTERM: moto checkpoints its data, then exits
         with self._stack_lock:
             (self.options.state_dir / "stack.json").unlink(missing_ok=True)
+        control.remove_pid(self.options.state_dir)
+        if self._data_lock is not None:
+            self._data_lock.close()
 
 
 def main() -> None:
@@ -364,19 +336,21 @@ def main() -> None:
     logging.getLogger("botocore").setLevel(logging.WARNING)
     options = StackOptions.from_env()
     try:
-        require_free(options.api_port, "KILN_API_PORT")
-        require_free(options.aws_port, "KILN_AWS_PORT")
-        require_free(options.token_port, "KILN_TOKEN_PORT")
+        control.require_free(options.api_port, "KILN_API_PORT")
+        control.require_free(options.aws_port, "KILN_AWS_PORT")
+        control.require_free(options.token_port, "KILN_TOKEN_PORT")
         token_server.ttl_from_env()  # KILN_SERVICE_TOKEN_SECONDS, checked before anything starts
         settings = Settings.from_env()
         organizations.check_settings(settings.omps_organizations, settings.omps_robots)
         koji_cg.parse_hubs(settings.koji_hubs)
         batch_runner.arches_from_env()  # KILN_BATCH_ARCHES
         enabled_faces()  # KILN_FACES
-    except (PortInUse, ValueError) as exc:
+        data = options.data_dir
+        data_lock = control.lock_data_dir(data) if data is not None else None
+    except (control.PortInUse, ValueError, control.DataDirInUse) as exc:
         print(f"Kiln cannot start: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-    stack = LocalStack(options)
+    stack = LocalStack(options, data_lock)
     done = threading.Event()
 
     def stopping(*_: object) -> None:
@@ -387,6 +361,7 @@ def main() -> None:
         signal.signal(signum, stopping)
     try:
         info = stack.start()
+        kept = info["data_dir"] or "in memory only (KILN_DATA_DIR=none): gone when it stops"
         print(
             f"\nKiln is up.\n  API:        {info['api_url']}  (IMS at {info['ims_url']})\n"
             f"  Composer:   {info['composer_url']}\n"
@@ -401,7 +376,8 @@ def main() -> None:
             f"  Hosts:      {', '.join(info['build_hosts']) or 'none'}\n"
             + "".join(f"              ({note})\n" for note in stack.options.hosts_not_started)
             + f"  Tokens:     {stack.options.state_dir / 'stack.json'}\n"
-            "All data is in memory and is gone when the stack stops. Ctrl-C stops it.\n",
+            f"  Data:       {kept}\n"
+            "Ctrl-C (or `make down`) stops it.\n",
             flush=True,
         )
         done.wait()

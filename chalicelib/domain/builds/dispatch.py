@@ -110,9 +110,12 @@ def start(job: JobModel, ports: Ports) -> JobModel:
     return job
 
 
-def dispatch_waiting(ports: Ports, now: float | None = None) -> list[str]:
+def dispatch_waiting(
+    ports: Ports, now: float | None = None, end_unserved: bool = True
+) -> list[str]:
     """Dispatch waiting jobs, oldest first, that a node serves and has a free slot for; end
-    those no node served for too long."""
+    those no node served for too long (unless not ``end_unserved``: right after a restart,
+    before the nodes heartbeat again)."""
     now = now or time.time()
     settings = ports.settings
     registered = build_nodes.registered()  # read once per pass
@@ -133,7 +136,7 @@ def dispatch_waiting(ports: Ports, now: float | None = None) -> list[str]:
                 continue
             start(claimed, ports)
             outcomes.append(f"{job.id}: dispatched")
-        elif now - records.epoch(job.created) >= settings.unserved_wait_seconds:
+        elif end_unserved and now - records.epoch(job.created) >= settings.unserved_wait_seconds:
             waited = settings.unserved_wait_seconds
             reason = unserved_reason(job, settings) or "no build node"
             if finish(
